@@ -1,0 +1,4 @@
+// Kernel module entry. Raw-pointer ABI: every kernel takes byte offsets into linear memory and
+// element counts; no GC objects cross the boundary. The host owns all memory above __heap_base.
+// One family per file; each re-exported here.
+export * from './stats';

@@ -1,0 +1,125 @@
+/**
+ * Node.js file access: the only module that imports node:fs. Writes go to a temp file in the target
+ * folder and are renamed into place, so a failure never leaves a partial output and an input is
+ * never overwritten.
+ */
+import { open, rename, rm, stat, realpath, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
+import { ErrorCodes, ModelsmithError } from '../core/errors.js';
+import { checkRange, type ByteSink, type ByteSource, type SiblingResolver } from '../io/source.js';
+
+export class FileSource implements ByteSource {
+  private constructor(private readonly fh: FileHandle, readonly size: number, readonly name: string) {}
+
+  static async open(path: string): Promise<FileSource> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      throw new ModelsmithError(ErrorCodes.IO, `cannot open: ${(e as Error).message}`, { path, cause: e });
+    }
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      await fh.close();
+      throw new ModelsmithError(ErrorCodes.IO, 'not a regular file', { path });
+    }
+    return new FileSource(fh, st.size, path);
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    const buf = new Uint8Array(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await this.fh.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) throw new ModelsmithError(ErrorCodes.TRUNCATED, 'file shrank while reading', { path: this.name, offset: offset + got });
+      got += bytesRead;
+    }
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+/** Sibling files of `modelPath`, refusing absolute paths and anything that resolves outside its folder. */
+export function siblingResolver(modelPath: string, opened: FileSource[] = []): SiblingResolver {
+  const folder = resolve(dirname(modelPath));
+  return async (rel: string) => {
+    const where = { path: modelPath, tensor: undefined as string | undefined };
+    if (rel === '' || isAbsolute(rel) || rel.includes('\0')) {
+      throw new ModelsmithError(ErrorCodes.EXTERNAL_DATA, `refusing external data location '${rel}'`, { path: where.path });
+    }
+    const target = resolve(folder, normalize(rel));
+    const r = relative(folder, target);
+    if (r === '' || r.startsWith('..' + sep) || r === '..' || isAbsolute(r)) {
+      throw new ModelsmithError(ErrorCodes.EXTERNAL_DATA, `external data location '${rel}' escapes the model folder`, { path: where.path });
+    }
+    // Symlinks could still point outside: compare real paths.
+    let real: string;
+    try {
+      real = await realpath(target);
+    } catch (e) {
+      throw new ModelsmithError(ErrorCodes.EXTERNAL_DATA, `external data file '${rel}' not found`, { path: modelPath, cause: e });
+    }
+    const realFolder = await realpath(folder);
+    const rr = relative(realFolder, real);
+    if (rr.startsWith('..') || isAbsolute(rr)) {
+      throw new ModelsmithError(ErrorCodes.EXTERNAL_DATA, `external data location '${rel}' links outside the model folder`, { path: modelPath });
+    }
+    const src = await FileSource.open(real);
+    opened.push(src);
+    return src;
+  };
+}
+
+/**
+ * Writes to `<target>.tmp-<pid>-<n>` and renames on commit. Refuses to write over any path in `inputs`.
+ */
+export class AtomicFileSink implements ByteSink {
+  position = 0;
+  private constructor(private readonly fh: FileHandle, private readonly tmp: string, readonly target: string) {}
+
+  static async create(target: string, inputs: string[] = []): Promise<AtomicFileSink> {
+    await refuseOverwrite(target, inputs);
+    const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
+    let fh: FileHandle;
+    try {
+      fh = await open(tmp, 'wx');
+    } catch (e) {
+      throw new ModelsmithError(ErrorCodes.IO, `cannot create output: ${(e as Error).message}`, { path: target, cause: e });
+    }
+    return new AtomicFileSink(fh, tmp, target);
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < chunk.byteLength) {
+      const { bytesWritten } = await this.fh.write(chunk, done, chunk.byteLength - done);
+      done += bytesWritten;
+    }
+    this.position += chunk.byteLength;
+  }
+
+  async commit(): Promise<void> {
+    await this.fh.sync();
+    await this.fh.close();
+    await rename(this.tmp, this.target);
+  }
+
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+    await rm(this.tmp, { force: true });
+  }
+}
+
+/** Throws E_IO if `target` is (or is the same file as) one of the inputs. */
+export async function refuseOverwrite(target: string, inputs: string[]): Promise<void> {
+  const t = await stat(target).catch(() => undefined);
+  for (const input of inputs) {
+    const i = await stat(input).catch(() => undefined);
+    const same = resolve(input) === resolve(target) || (t && i && t.ino === i.ino && t.dev === i.dev);
+    if (same) throw new ModelsmithError(ErrorCodes.IO, `refusing to overwrite the input file`, { path: target });
+  }
+}
