@@ -2,3 +2,8 @@
 // element counts; no GC objects cross the boundary. The host owns all memory above __heap_base.
 // One family per file; each re-exported here.
 export * from './stats';
+export * from './quantize';
+export * from './blockq';
+export * from './cast';
+export * from './prune';
+export * from './layout';

@@ -1,0 +1,21 @@
+import type { ParseArgsConfig } from 'node:util';
+import type { Out } from '../output.js';
+import { inspectCommand } from './inspect.js';
+import { convertCommand } from './convert.js';
+import { demoCommand } from './demo.js';
+
+export interface Command {
+  name: string;
+  summary: string;
+  help: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  /** Returns the report object (printed under --json). Human output goes through `out`. */
+  run(positionals: string[], values: Record<string, string | boolean | undefined>, out: Out): Promise<unknown>;
+}
+
+/** Verb registry: adding a verb is one file plus one line here. */
+export const COMMANDS: Record<string, Command> = {
+  [inspectCommand.name]: inspectCommand,
+  [convertCommand.name]: convertCommand,
+  [demoCommand.name]: demoCommand,
+};

@@ -1,0 +1,76 @@
+/**
+ * Node-side model opening and saving: detect the format, read it through its codec with a sibling
+ * resolver, and write outputs atomically. CLI verbs and Node scripts use these; the codecs
+ * themselves never touch the file system.
+ */
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { ErrorCodes, ModelsmithError } from '../core/errors.js';
+import { detectFormat, requireReadable } from '../formats/registry.js';
+import { readOnnx, type OnnxModel } from '../formats/onnx/read.js';
+import { writeOnnx, type WriteOnnxStats } from '../formats/onnx/write.js';
+import { AtomicFileSink, FileSource, siblingResolver } from './node.js';
+
+export interface OpenedModel {
+  model: OnnxModel;
+  /** Close every file the model still reads lazily (external data). */
+  close(): Promise<void>;
+}
+
+export async function openModelFile(path: string): Promise<OpenedModel> {
+  const st = await stat(path).catch((e: unknown) => {
+    throw new ModelsmithError(ErrorCodes.IO, `cannot open: ${(e as Error).message}`, { path, cause: e });
+  });
+  const src = st.isDirectory() ? undefined : await FileSource.open(path);
+  const head = src ? await src.read(0, Math.min(16, src.size)) : new Uint8Array(0);
+  try {
+    const info = requireReadable(detectFormat(head, basename(path), st.isDirectory()), path);
+    if (info.name !== 'onnx' || !src) throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `no reader for ${info.name}`, { path });
+    const opened: FileSource[] = [];
+    const model = await readOnnx(src, { path, siblings: siblingResolver(path, opened) });
+    return {
+      model,
+      close: async () => {
+        await Promise.all(opened.map((f) => f.close()));
+      },
+    };
+  } finally {
+    // The ONNX reader holds the bytes in memory; only siblings stay open.
+    await src?.close();
+  }
+}
+
+export interface SaveOnnxOptions {
+  /** Move tensors of at least `threshold` bytes to `<output>.data` (or `location`). */
+  externalData?: { location?: string; threshold?: number };
+  /** Input paths the output must never replace. */
+  inputs?: string[];
+}
+
+/** Write an ONNX model (and its external data file) atomically: all files appear, or none. */
+export async function saveOnnxFile(model: OnnxModel, output: string, opts: SaveOnnxOptions = {}): Promise<WriteOnnxStats & { files: string[] }> {
+  const inputs = opts.inputs ?? [];
+  const sink = await AtomicFileSink.create(output, inputs);
+  let ext: AtomicFileSink | undefined;
+  try {
+    let stats: WriteOnnxStats;
+    const files = [output];
+    if (opts.externalData) {
+      const location = opts.externalData.location ?? `${basename(output)}.data`;
+      const extPath = output.slice(0, output.length - basename(output).length) + location;
+      ext = await AtomicFileSink.create(extPath, inputs);
+      const extOpts = { location, sink: ext, ...(opts.externalData.threshold !== undefined ? { threshold: opts.externalData.threshold } : {}) };
+      stats = await writeOnnx(model, sink, { externalData: extOpts });
+      files.push(extPath);
+    } else {
+      stats = await writeOnnx(model, sink);
+    }
+    if (ext) await ext.commit();
+    await sink.commit();
+    return { ...stats, files };
+  } catch (e) {
+    await sink.abort();
+    await ext?.abort();
+    throw e;
+  }
+}
