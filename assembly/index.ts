@@ -7,3 +7,8 @@ export * from './blockq';
 export * from './cast';
 export * from './prune';
 export * from './layout';
+
+// The host's arena starts above static data; AssemblyScript does not export __heap_base itself.
+export function heap_base(): usize {
+  return __heap_base;
+}

@@ -32,7 +32,7 @@ function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
 
 /** Raw exports of the kernel module: every kernel takes byte offsets and counts. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type RawExports = Record<string, any> & { memory: WebAssembly.Memory; __heap_base?: WebAssembly.Global };
+export type RawExports = Record<string, any> & { memory: WebAssembly.Memory; heap_base: () => number };
 
 export class Kernels {
   readonly flavor: Flavor;
@@ -45,7 +45,7 @@ export class Kernels {
     this.raw = instance.exports as RawExports;
     this.memory = this.raw.memory;
     this.flavor = flavor;
-    const hb = this.raw.__heap_base ? Number(this.raw.__heap_base.value) : 1024;
+    const hb = this.raw.heap_base();
     this.base = align(hb, 64);
     this.top = this.base;
   }

@@ -50,7 +50,11 @@ Writing the compressed models themselves is the ONNX compression issue (#3), not
 
 options:
   -o, --output DIR   where the rewritten model goes (default ./modelsmith-demo)
-  --json             one JSON report on stdout`,
+  --json             one JSON report on stdout
+
+examples:
+  modelsmith demo
+  modelsmith demo my_model.onnx -o /tmp/demo --json`,
   options: {},
   async run(positionals, values, out) {
     if (positionals.length > 1) throw new ModelsmithError(ErrorCodes.USAGE, 'demo takes at most one model file');

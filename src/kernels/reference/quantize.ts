@@ -14,7 +14,7 @@
  * 4-bit blockwise (see assembly/blockq.ts for the per-block formulas): blocks of `blockSize`
  * elements along the last axis, codes packed as ONNX INT4/UINT4 (first element in the low nibble).
  */
-import { axisView, kernelArg } from './stats.js';
+import { axisView, checkShape, kernelArg } from './stats.js';
 import type { AxisView } from './stats.js';
 
 export type QType = 'int8' | 'uint8';
@@ -24,9 +24,10 @@ export interface DequantizeParams {
   scale: number | ArrayLike<number>;
   /** Zero point(s), same granularity as `scale` (a single number is broadcast). Default 0. */
   zeroPoint?: number | ArrayLike<number>;
-  /** Tensor shape; required for per-channel parameters. */
+  /** Tensor shape; required for per-channel parameters, checked against the data when given. */
   shape?: readonly number[];
-  /** Channel axis for per-channel parameters (negative counts from the end). Default 1, as ONNX. */
+  /** Channel axis for per-channel parameters (negative counts from the end). Default 1, as ONNX.
+   *  Ignored for per-tensor parameters. */
   axis?: number;
 }
 
@@ -47,8 +48,10 @@ export interface ResolvedParams {
 export function resolveParams(p: DequantizeParams, length: number, lo: number, hi: number): ResolvedParams {
   const perChannel = typeof p.scale !== 'number';
   let view: AxisView | undefined;
-  if (p.shape !== undefined) view = axisView(p.shape, p.axis ?? 1, length);
-  else if (perChannel) throw kernelArg('per-channel scales need the tensor shape');
+  if (perChannel) {
+    if (p.shape === undefined) throw kernelArg('per-channel scales need the tensor shape');
+    view = axisView(p.shape, p.axis ?? 1, length);
+  } else if (p.shape !== undefined) checkShape(p.shape, length);
   const C = perChannel ? view!.C : 1;
   const scales = new Float32Array(C);
   const zps = new Float32Array(C);

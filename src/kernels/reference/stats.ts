@@ -34,14 +34,19 @@ export function kernelArg(message: string): ModelsmithError {
   return new ModelsmithError(ErrorCodes.KERNEL_ARG, message);
 }
 
-/** Validate `shape` against `length` and resolve `axis` (negative counts from the end). */
-export function axisView(shape: readonly number[], axis: number, length: number): AxisView {
+/** Check that `shape` is made of non-negative integers and holds exactly `length` elements. */
+export function checkShape(shape: readonly number[], length: number): void {
   let n = 1;
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 0) throw kernelArg(`bad dimension ${d} in shape [${shape.join(', ')}]`);
     n *= d;
   }
   if (n !== length) throw kernelArg(`shape [${shape.join(', ')}] holds ${n} elements but the data has ${length}`);
+}
+
+/** Validate `shape` against `length` and resolve `axis` (negative counts from the end). */
+export function axisView(shape: readonly number[], axis: number, length: number): AxisView {
+  checkShape(shape, length);
   const rank = shape.length;
   if (!Number.isInteger(axis) || axis < -rank || axis >= rank) throw kernelArg(`axis ${axis} out of range for rank ${rank}`);
   const a = axis < 0 ? axis + rank : axis;

@@ -1,20 +1,23 @@
 #!/usr/bin/python3
 """numpy oracle for the quantize kernel tests (test/kernels/quantize.test.ts).
 
-Reads little-endian binary input from stdin and writes the numpy result to stdout.
+Usage: quantize_expected.py JOBS_JSON
+JOBS_JSON is a list of jobs (one Python start-up serves many cases). Each job reads its
+little-endian inputs from stdin, in job order, and writes its result to stdout, in job order.
 
-  quant <int8|uint8> <shape,csv> <axis|none>
+  {"op": "quant", "dtype": "int8"|"uint8", "shape": [...], "axis": k|null}
       stdin:  x float32[n], scale float32[C], zero_point int32[C]   (C = 1 when axis is none)
       stdout: np.clip(np.rint(x / scale) + zp, lo, hi).astype(dtype)  (all float32 arithmetic)
       NaN inputs give an undefined cast in numpy; the test ignores those positions.
-  dequant <int8|uint8> <shape,csv> <axis|none>
+  {"op": "dequant", "dtype": ..., "shape": [...], "axis": k|null}
       stdin:  q dtype[n], scale float32[C], zero_point int32[C]
       stdout: ((q - zp) * scale) as float32
-  block4 <int4|uint4-sym|uint4> <rows> <K> <block_size>
+  {"op": "block4", "mode": "int4"|"uint4-sym"|"uint4", "rows": r, "K": k, "block": b}
       stdin:  x float32[rows*K]
       stdout: scales float32[rows*kb], zero points uint8[rows*kb], codes int8[rows*K] (unpacked),
       using the per-block formulas documented in assembly/blockq.ts.
 """
+import json
 import sys
 import numpy as np
 
@@ -38,29 +41,28 @@ def params(buf, off, shape, axis, C):
     else:
         scale = scale[0]
         zp = zp[0]
-    return scale, zp
+    return scale, zp, off
 
 
-def affine(op, dtype, shape_s, axis_s, buf):
-    shape = [int(d) for d in shape_s.split(',')] if shape_s else []
+def affine(op, dtype, shape, axis, buf, off):
     n = int(np.prod(shape, dtype=np.int64))
-    axis = None if axis_s == 'none' else int(axis_s) % len(shape)
+    axis = None if axis is None else axis % len(shape)
     C = 1 if axis is None else shape[axis]
     info = np.iinfo(dtype)
     if op == 'quant':
-        x, off = read('<f4', n, buf, 0)
-        scale, zp = params(buf, off, shape, axis, C)
+        x, off = read('<f4', n, buf, off)
+        scale, zp, off = params(buf, off, shape, axis, C)
         x = x.reshape(shape)
         y = np.clip(np.rint(x / scale) + zp, info.min, info.max)
-        return y.astype(dtype).tobytes()
-    q, off = read(dtype, n, buf, 0)
-    scale, zp = params(buf, off, shape, axis, C)
+        return y.astype(dtype).tobytes(), off
+    q, off = read(dtype, n, buf, off)
+    scale, zp, off = params(buf, off, shape, axis, C)
     y = (q.reshape(shape).astype(F) - zp) * scale
-    return y.astype('<f4').tobytes()
+    return y.astype('<f4').tobytes(), off
 
 
-def block4(mode, rows, K, B, buf):
-    x, _ = read('<f4', rows * K, buf, 0)
+def block4(mode, rows, K, B, buf, off):
+    x, off = read('<f4', rows * K, buf, off)
     kb = -(-K // B)
     xp = np.full((rows, kb * B), np.nan, dtype=F)  # NaN padding is ignored by the range
     xp[:, :K] = x.reshape(rows, K)
@@ -91,20 +93,25 @@ def block4(mode, rows, K, B, buf):
     y = np.where(qlo < y, y, qlo)  # also sends NaN to the low bound
     y = np.where(y < qhi, y, qhi)
     codes = y.reshape(rows, kb * B)[:, :K].astype(np.int8)
-    return s.astype('<f4').tobytes() + zp.astype(np.uint8).tobytes() + codes.tobytes()
+    return s.astype('<f4').tobytes() + zp.astype(np.uint8).tobytes() + codes.tobytes(), off
 
 
 def main():
     buf = sys.stdin.buffer.read()
-    a = sys.argv[1:]
+    off = 0
+    out = []
     with np.errstate(all='ignore'):
-        if a[0] in ('quant', 'dequant'):
-            out = affine(a[0], a[1], a[2], a[3], buf)
-        elif a[0] == 'block4':
-            out = block4(a[1], int(a[2]), int(a[3]), int(a[4]), buf)
-        else:
-            raise SystemExit('unknown command ' + a[0])
-    sys.stdout.buffer.write(out)
+        for job in json.loads(sys.argv[1]):
+            if job['op'] in ('quant', 'dequant'):
+                res, off = affine(job['op'], job['dtype'], job['shape'], job['axis'], buf, off)
+            elif job['op'] == 'block4':
+                res, off = block4(job['mode'], job['rows'], job['K'], job['block'], buf, off)
+            else:
+                raise SystemExit('unknown op ' + job['op'])
+            out.append(res)
+    if off != len(buf):
+        raise SystemExit('stdin has %d bytes, jobs used %d' % (len(buf), off))
+    sys.stdout.buffer.write(b''.join(out))
 
 
 if __name__ == '__main__':
