@@ -4,11 +4,12 @@
  * themselves never touch the file system.
  */
 import { stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
 import { detectFormat, requireReadable } from '../formats/registry.js';
 import { readOnnx, type OnnxModel } from '../formats/onnx/read.js';
 import { writeOnnx, type WriteOnnxStats } from '../formats/onnx/write.js';
+import { collectTensors, externalDataRef } from '../formats/onnx/tensor.js';
 import { AtomicFileSink, FileSource, siblingResolver } from './node.js';
 
 export interface OpenedModel {
@@ -49,7 +50,8 @@ export interface SaveOnnxOptions {
 
 /** Write an ONNX model (and its external data file) atomically: all files appear, or none. */
 export async function saveOnnxFile(model: OnnxModel, output: string, opts: SaveOnnxOptions = {}): Promise<WriteOnnxStats & { files: string[] }> {
-  const inputs = opts.inputs ?? [];
+  // The model's own external data files are inputs too: writing over one would destroy weights still to be read.
+  const inputs = [...(opts.inputs ?? []), ...externalFiles(model)];
   const sink = await AtomicFileSink.create(output, inputs);
   let ext: AtomicFileSink | undefined;
   try {
@@ -73,4 +75,15 @@ export async function saveOnnxFile(model: OnnxModel, output: string, opts: SaveO
     await ext?.abort();
     throw e;
   }
+}
+
+/** Paths of the external data files a model reads from. */
+export function externalFiles(model: OnnxModel): string[] {
+  const folder = dirname(model.path);
+  const out = new Set<string>();
+  for (const e of collectTensors(model)) {
+    const ref = externalDataRef(e.proto, model.path);
+    if (ref) out.add(join(folder, ref.location));
+  }
+  return [...out];
 }

@@ -127,3 +127,17 @@ describe('modelsmith CLI (built bin)', () => {
     expect(int8.weightBytes).toBeLessThan(rep.compressionPreview[0].weightBytes / 3);
   });
 });
+
+describe('convert never destroys an input external data file', () => {
+  it('refuses an output whose .data file is the input model\'s external data', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ms-cli-'));
+    const a = join(dir, 'a.onnx');
+    expect((await cli(['convert', SAMPLE, a, '--external-data', '--location', 'shared.data'])).code).toBe(0);
+    const before = await readFile(join(dir, 'shared.data'));
+    const r = await cli(['convert', a, join(dir, 'b.onnx'), '--external-data', '--location', 'shared.data']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('E_IO: refusing to overwrite');
+    expect((await readFile(join(dir, 'shared.data'))).equals(before)).toBe(true);
+    expect((await readdir(dir)).sort()).toEqual(['a.onnx', 'shared.data']);
+  });
+});

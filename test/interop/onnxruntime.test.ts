@@ -151,6 +151,9 @@ describe('onnxruntime: rewritten models give byte-identical outputs', () => {
   it.each(cases.map((c) => [corpusName(c.model), c] as const))('%s', async (name, c) => {
     const { model, close } = await openModel(c.model);
     try {
+      // onnxruntime-node crashes (SIGSEGV) when a graph output is a sequence/optional/map: skip those.
+      const nonTensor = model.proto.graph?.output.find((o) => o.type?.value.case !== 'tensorType');
+      if (nonTensor) return skip(`output ${nonTensor.name} is ${nonTensor.type?.value.case ?? 'untyped'}`);
       const feeds = c.data ? feedsFromPb(model, c.data) : syntheticFeeds(model, name.length);
       if (typeof feeds === 'string') return skip(feeds);
       const original = new Uint8Array(readFileSync(c.model));
@@ -169,12 +172,16 @@ describe('onnxruntime: rewritten models give byte-identical outputs', () => {
       const variants = [
         await writeModelFile(model, join(dir, 'inline'), 'model.onnx', { streamThreshold: 0 }),
         await writeModelFile(model, join(dir, 'ext'), 'model.onnx', { external: true }),
-        await writeModelFile(model, join(dir, 'ext0'), 'model.onnx', { external: true, threshold: 0, attributes: true }),
+        // Every initializer external. (Not tensor attributes: ORT's shape inference refuses external
+        // data in Constant values — "Cannot parse data from external tensors".)
+        await writeModelFile(model, join(dir, 'ext0'), 'model.onnx', { external: true, threshold: 0 }),
       ];
       for (const v of variants) {
         const got = await runOnce(v.path, feeds);
         expect(got.length).toBe(ref.length);
-        got.forEach((b, i) => expect(b.equals(ref[i]!), `output ${i} of ${v.path}`).toBe(true));
+        got.forEach((b, i) => {
+          if (!b.equals(ref[i]!)) throw new Error(`output ${i} of ${v.path} differs:\n ${ref[i]!.toString('hex').slice(0, 400)}\n ${b.toString('hex').slice(0, 400)}`);
+        });
         ran.variants++;
       }
     } finally {
