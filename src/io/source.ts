@@ -11,6 +11,11 @@ export interface ByteSource {
   readonly name: string;
   /** Read exactly `length` bytes at `offset`; rejects with E_TRUNCATED past the end. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Read `target.byteLength` bytes at `offset` straight into `target` (e.g. a view of WASM memory),
+   * so big tensors need no intermediate JS buffer. Same errors as `read`.
+   */
+  readInto(offset: number, target: Uint8Array): Promise<void>;
 }
 
 export interface ByteSink {
@@ -34,6 +39,9 @@ export class MemorySource implements ByteSource {
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
     return this.bytes.subarray(offset, offset + length);
+  }
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    target.set(await this.read(offset, target.byteLength));
   }
 }
 

@@ -27,15 +27,20 @@ export class FileSource implements ByteSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    checkRange(this, offset, length);
     const buf = new Uint8Array(length);
+    await this.readInto(offset, buf);
+    return buf;
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    const length = target.byteLength;
+    checkRange(this, offset, length);
     let got = 0;
     while (got < length) {
-      const { bytesRead } = await this.fh.read(buf, got, length - got, offset + got);
+      const { bytesRead } = await this.fh.read(target, got, length - got, offset + got);
       if (bytesRead === 0) throw new ModelsmithError(ErrorCodes.TRUNCATED, 'file shrank while reading', { path: this.name, offset: offset + got });
       got += bytesRead;
     }
-    return buf;
   }
 
   async close(): Promise<void> {
