@@ -12,6 +12,11 @@ export class FileSource implements ByteSource {
   private constructor(private readonly fh: FileHandle, readonly size: number, readonly name: string) {}
 
   static async open(path: string): Promise<FileSource> {
+    // stat first: opening a FIFO or device for reading can block forever.
+    const pre = await stat(path).catch((e: unknown) => {
+      throw new ModelsmithError(ErrorCodes.IO, `cannot open: ${(e as Error).message}`, { path, cause: e });
+    });
+    if (!pre.isFile()) throw new ModelsmithError(ErrorCodes.IO, 'not a regular file', { path });
     let fh: FileHandle;
     try {
       fh = await open(path, 'r');
@@ -70,7 +75,7 @@ export function siblingResolver(modelPath: string, opened: FileSource[] = []): S
     }
     const realFolder = await realpath(folder);
     const rr = relative(realFolder, real);
-    if (rr.startsWith('..') || isAbsolute(rr)) {
+    if (rr === '..' || rr.startsWith('..' + sep) || isAbsolute(rr)) {
       throw new ModelsmithError(ErrorCodes.EXTERNAL_DATA, `external data location '${rel}' links outside the model folder`, { path: modelPath });
     }
     const src = await FileSource.open(real);

@@ -7,11 +7,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectTensors, modelTensorContext, tensorFromProto } from '../../src/formats/onnx/tensor.js';
+import { collectTensors, decodeTensorProto, modelTensorContext, storageOf, tensorFromProto, tensorFromProtoSync } from '../../src/formats/onnx/tensor.js';
 import { corpusName, corpusOnnxFiles, openModel, tensorPayloads, writeModelFile } from '../formats/onnx/helpers.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -89,6 +89,35 @@ for src, dst in json.load(sys.stdin):
     m = onnx.load(src)
     onnx.save_model(m, dst, save_as_external_data=True, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0, convert_attribute=True)
 sys.stdout.write("ok")
+`;
+
+/** Typed-field tensors made by onnx 1.12's helper.make_tensor, with numpy's view of their bytes. */
+const TYPED_SCRIPT = `
+import json, sys
+import numpy as np
+from onnx import helper, numpy_helper, TensorProto as T
+vals = [0.0, -1.5, 3.25, 65504.0, 1e-3, -0.0]
+cases = [
+    (T.FLOAT, [2, 3], vals), (T.DOUBLE, [6], vals), (T.FLOAT16, [3, 2], vals), (T.BFLOAT16, [6], vals),
+    (T.INT8, [4], [-128, -1, 0, 127]), (T.UINT8, [4], [0, 1, 200, 255]), (T.INT16, [3], [-32768, -2, 32767]),
+    (T.UINT16, [3], [0, 1, 65535]), (T.INT32, [3], [-(2**31), -1, 2**31 - 1]), (T.INT64, [3], [-(2**63), -1, 2**63 - 1]),
+    (T.UINT32, [2], [0, 2**32 - 1]), (T.UINT64, [2], [0, 2**64 - 1]), (T.BOOL, [3], [True, False, True]),
+    (T.COMPLEX64, [2], [1 + 2j, -3.5 - 4j]), (T.COMPLEX128, [2], [1 + 2j, -3.5 - 4j]), (T.FLOAT, [], [7.0]), (T.FLOAT, [0, 3], []),
+    (T.STRING, [2], [b"ab", "\u00e9".encode()]),
+]
+out = []
+for dt, dims, v in cases:
+    t = helper.make_tensor("x", dt, dims, v)
+    if dt == T.STRING:
+        want = [s.encode("utf-8").hex() for s in numpy_helper.to_array(t).flatten()]
+    elif dt == T.BFLOAT16:
+        want = np.array(t.int32_data, dtype=np.uint16).tobytes().hex()  # to_array widens bf16 to float32
+    elif dt in (T.COMPLEX64, T.COMPLEX128):
+        want = np.array(v, dtype=np.complex64 if dt == T.COMPLEX64 else np.complex128).tobytes().hex()  # 1.12 to_array fails on complex
+    else:
+        want = numpy_helper.to_array(t).tobytes().hex()
+    out.append([t.SerializeToString().hex(), want])
+sys.stdout.write(json.dumps(out))
 `;
 
 function python(script: string, input: unknown): string {
@@ -211,7 +240,7 @@ describe.skipIf(!available)('onnx 1.12 checker on rewritten models', () => {
 
   it('reads external data written by python onnx (save_as_external_data)', async () => {
     const pairs = files.map((f, i) => [f, join(tmp, 'pyext', String(i), 'model.onnx')] as [string, string]);
-    for (const [, dst] of pairs) await import('node:fs/promises').then((fs) => fs.mkdir(join(dst, '..'), { recursive: true }));
+    for (const [, dst] of pairs) await mkdir(join(dst, '..'), { recursive: true });
     expect(python(SAVE_EXTERNAL_SCRIPT, pairs)).toBe('ok');
     let external = 0;
     for (const [src, dst] of pairs) {
@@ -230,5 +259,17 @@ describe.skipIf(!available)('onnx 1.12 checker on rewritten models', () => {
     }
     console.log(`[onnx 1.12 save] ${external} external tensors written by python onnx read back identically`);
     expect(external).toBeGreaterThan(1000);
+  });
+
+  it('decodes the typed fields of onnx helper.make_tensor like numpy_helper.to_array', () => {
+    const cases = JSON.parse(python(TYPED_SCRIPT, null)) as [string, string | string[]][];
+    for (const [pb, want] of cases) {
+      const tp = decodeTensorProto(Buffer.from(pb, 'hex'));
+      const t = tensorFromProtoSync(tp);
+      const label = `${t.dtype}[${t.shape.join(',')}] (${storageOf(tp)})`;
+      if (Array.isArray(want)) expect(t.strings!.map((s) => Buffer.from(s).toString('hex')), label).toEqual(want);
+      else expect(Buffer.from(t.data).toString('hex'), label).toBe(want);
+    }
+    expect(cases.length).toBe(18);
   });
 });

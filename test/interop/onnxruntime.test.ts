@@ -1,69 +1,34 @@
 /**
  * onnxruntime-node runs each corpus test model (node/, simple/, pytorch-*) on its test_data_set_0
- * inputs (decoded with our tensor.ts), original vs rewritten with external data; the outputs must be
- * byte-identical. The real models (models/, light/) run on deterministic synthetic inputs. Models ORT
- * cannot load or run, sequence/optional inputs and nondeterministic ops are skipped and counted.
+ * inputs (decoded with our tensor.ts), original vs rewritten; the outputs must be byte-identical.
+ * The real models (models/, light/) run on deterministic synthetic inputs.
+ *
+ * Rewrites compared: external data with onnx's defaults (1024-byte threshold), and every initializer
+ * external (threshold 0). The inline rewrite is byte-identical to the original file (asserted here
+ * directly), so running it would prove nothing more.
+ *
+ * ORT runs in child processes (ort-runner.mjs): it segfaults on some models (e.g. sequence outputs)
+ * and once corrupted memory across sessions. A crashed or hung job is skipped and counted, like
+ * models ORT cannot load, nondeterministic ones, and inputs that are not plain tensors.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import type { ValueInfoProto } from 'onnx-buf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeTensorProto, tensorFromProtoSync } from '../../src/formats/onnx/tensor.js';
+import { encodeOnnx } from '../../src/formats/onnx/write.js';
 import type { Tensor } from '../../src/core/tensor.js';
 import type { OnnxModel } from '../../src/formats/onnx/read.js';
-import { CORPUS_ONNX, corpusName, corpusOnnxFiles, openModel, rng, writeModelFile } from '../formats/onnx/helpers.js';
+import { REPO_ROOT, corpusName, corpusOnnxFiles, openModel, rng, sameBytes, writeModelFile } from '../formats/onnx/helpers.js';
 
-type OrtType = keyof ort.Tensor.DataTypeMap;
-const ORT_TYPES: Partial<Record<Tensor['dtype'], OrtType>> = {
-  float32: 'float32', uint8: 'uint8', int8: 'int8', uint16: 'uint16', int16: 'int16', int32: 'int32', int64: 'int64',
-  string: 'string', bool: 'bool', float16: 'float16', float64: 'float64', uint32: 'uint32', uint64: 'uint64',
-};
+const ORT_TYPES = new Set(['float32', 'uint8', 'int8', 'uint16', 'int16', 'int32', 'int64', 'string', 'bool', 'float16', 'float64', 'uint32', 'uint64']);
 
-function toOrt(t: Tensor): ort.Tensor | undefined {
-  const type = ORT_TYPES[t.dtype];
-  if (!type) return undefined;
-  if (type === 'string') return new ort.Tensor('string', (t.strings ?? []).map((s) => new TextDecoder().decode(s)), t.shape);
-  const copy = t.data.slice(); // aligned, owned
-  const b = copy.buffer;
-  const n = t.shape.reduce((a, d) => a * d, 1);
-  const data: ort.Tensor.DataType = (() => {
-    switch (type) {
-      case 'float32': return new Float32Array(b, 0, n);
-      case 'uint8': case 'bool': return new Uint8Array(b, 0, n);
-      case 'int8': return new Int8Array(b, 0, n);
-      case 'uint16': case 'float16': return new Uint16Array(b, 0, n);
-      case 'int16': return new Int16Array(b, 0, n);
-      case 'int32': return new Int32Array(b, 0, n);
-      case 'int64': return new BigInt64Array(b, 0, n);
-      case 'float64': return new Float64Array(b, 0, n);
-      case 'uint32': return new Uint32Array(b, 0, n);
-      case 'uint64': return new BigUint64Array(b, 0, n);
-      default: throw new Error(type);
-    }
-  })();
-  return new ort.Tensor(type, data as never, t.shape);
-}
-
-/** Bytes of an output for comparison (strings as JSON). */
-function outputBytes(t: ort.Tensor): Buffer {
-  if (t.type === 'string') return Buffer.from(JSON.stringify(t.data));
-  const d = t.data as ArrayBufferView;
-  return Buffer.concat([Buffer.from(JSON.stringify([t.type, t.dims])), Buffer.from(d.buffer, d.byteOffset, d.byteLength)]);
-}
-
-async function runOnce(model: string | Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Buffer[]> {
-  const opts: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3 };
-  const session = typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
-  try {
-    const out = await session.run(feeds);
-    return session.outputNames.map((n) => outputBytes(out[n]!));
-  } finally {
-    await session.release();
-  }
-}
+interface Input { name: string; type: string; dims: number[]; file: string }
+interface Job { id: number; name: string; withData: boolean; inputs: Input[]; models: string[] }
+interface Result { id: number; skip?: string; runs: (string[] | { error: string })[] }
 
 function graphInputs(model: OnnxModel): ValueInfoProto[] {
   const g = model.proto.graph!;
@@ -71,49 +36,109 @@ function graphInputs(model: OnnxModel): ValueInfoProto[] {
   return g.input.filter((v) => !inits.has(v.name));
 }
 
-/** Feeds from test_data_set_0/input_*.pb, or undefined when an input is not a plain tensor ORT takes. */
-function feedsFromPb(model: OnnxModel, dataDir: string): Record<string, ort.Tensor> | string {
+async function saveInput(dir: string, k: number, name: string, t: Tensor): Promise<Input | string> {
+  if (!ORT_TYPES.has(t.dtype)) return `dtype ${t.dtype} has no onnxruntime-node tensor type`;
+  const file = join(dir, `input_${k}.bin`);
+  if (t.dtype === 'string') await writeFile(file, JSON.stringify((t.strings ?? []).map((s) => new TextDecoder().decode(s))));
+  else await writeFile(file, t.data);
+  return { name, type: t.dtype, dims: t.shape, file };
+}
+
+/** Inputs from test_data_set_0/input_*.pb, decoded with tensor.ts. */
+async function inputsFromPb(model: OnnxModel, dataDir: string, dir: string): Promise<Input[] | string> {
   const names = readdirSync(dataDir).filter((n) => /^input_\d+\.pb$/.test(n)).sort((a, b) => parseInt(a.slice(6)) - parseInt(b.slice(6)));
-  const inputs = graphInputs(model);
-  const feeds: Record<string, ort.Tensor> = {};
+  const declared = graphInputs(model);
+  const out: Input[] = [];
   for (const [i, n] of names.entries()) {
-    const vi = inputs[i];
+    const vi = declared[i];
     if (!vi) return 'more input files than graph inputs';
-    if (vi.type?.value.case !== 'tensorType') return `input ${vi.name} is ${vi.type?.value.case ?? 'untyped'}`;
+    if (vi.type?.value.case !== 'tensorType') return `input is ${vi.type?.value.case ?? 'untyped'}`;
     let t: Tensor;
     try {
       t = tensorFromProtoSync(decodeTensorProto(readFileSync(join(dataDir, n)), n));
     } catch (e) {
       return `cannot decode ${n}: ${(e as Error).message}`;
     }
-    const o = toOrt(t);
-    if (!o) return `dtype ${t.dtype} has no onnxruntime-node tensor type`;
-    feeds[vi.name] = o;
+    const saved = await saveInput(dir, i, vi.name, t);
+    if (typeof saved === 'string') return saved;
+    out.push(saved);
   }
-  return feeds;
+  return out;
 }
 
 /** Deterministic inputs from the declared types (unknown dims = 1). */
-function syntheticFeeds(model: OnnxModel, seed: number): Record<string, ort.Tensor> | string {
+async function syntheticInputs(model: OnnxModel, seed: number, dir: string): Promise<Input[] | string> {
   const r = rng(seed);
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const vi of graphInputs(model)) {
+  const out: Input[] = [];
+  for (const [k, vi] of graphInputs(model).entries()) {
     const tt = vi.type?.value.case === 'tensorType' ? vi.type.value.value : undefined;
-    if (!tt) return `input ${vi.name} is not a tensor`;
+    if (!tt) return 'input is not a tensor';
     const shape = (tt.shape?.dim ?? []).map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : 1));
     const n = shape.reduce((a, d) => a * d, 1);
+    let data: Uint8Array;
     switch (tt.elemType) {
-      case 1: feeds[vi.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => r() * 2 - 1), shape); break;
-      case 7: feeds[vi.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(Math.floor(r() * 4))), shape); break;
-      case 6: feeds[vi.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => Math.floor(r() * 4)), shape); break;
-      case 9: feeds[vi.name] = new ort.Tensor('bool', Uint8Array.from({ length: n }, () => (r() < 0.5 ? 1 : 0)), shape); break;
-      default: return `input ${vi.name} has elem_type ${tt.elemType}`;
+      case 1: data = new Uint8Array(Float32Array.from({ length: n }, () => r() * 2 - 1).buffer); break;
+      case 7: data = new Uint8Array(BigInt64Array.from({ length: n }, () => BigInt(Math.floor(r() * 4))).buffer); break;
+      case 6: data = new Uint8Array(Int32Array.from({ length: n }, () => Math.floor(r() * 4)).buffer); break;
+      case 9: data = Uint8Array.from({ length: n }, () => (r() < 0.5 ? 1 : 0)); break;
+      default: return `synthetic input of elem_type ${tt.elemType}`;
     }
+    const dtype = ({ 1: 'float32', 7: 'int64', 6: 'int32', 9: 'bool' } as const)[tt.elemType as 1 | 7 | 6 | 9];
+    const saved = await saveInput(dir, k, vi.name, { name: vi.name, dtype, shape, data });
+    if (typeof saved === 'string') return saved;
+    out.push(saved);
   }
-  return feeds;
+  return out;
 }
 
-function testDirs(): { model: string; data?: string }[] {
+/** Runs the jobs in ort-runner.mjs; a crash or a hang skips the job in progress and restarts with the rest. */
+async function runJobs(jobs: Job[], perJobTimeoutMs = 120_000): Promise<Map<number, Result>> {
+  const results = new Map<number, Result>();
+  let pending = jobs;
+  while (pending.length) {
+    const batch = pending;
+    const done = await new Promise<{ exited: string }>((resolveBatch) => {
+      const child = spawn(process.execPath, [join(REPO_ROOT, 'test/interop/ort-runner.mjs')], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+      let buf = '';
+      let timer: NodeJS.Timeout;
+      const arm = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+        }, perJobTimeoutMs);
+      };
+      arm();
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (s: string) => {
+        buf += s;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          const r = JSON.parse(line) as Result;
+          results.set(r.id, r);
+          arm();
+        }
+      });
+      child.stderr.resume();
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolveBatch({ exited: signal ? `signal ${signal}` : `exit ${code}` });
+      });
+      child.stdin.end(JSON.stringify(batch));
+    });
+    const rest = batch.filter((j) => !results.has(j.id));
+    if (rest.length) {
+      // The first unfinished job crashed or hung the runner.
+      const culprit = rest[0]!;
+      results.set(culprit.id, { id: culprit.id, skip: `ORT runner died (${done.exited})`, runs: [] });
+      pending = rest.slice(1);
+    } else pending = [];
+  }
+  return results;
+}
+
+function cases(): { model: string; data?: string }[] {
   const out: { model: string; data?: string }[] = [];
   for (const f of corpusOnnxFiles()) {
     const top = corpusName(f).split(/[\\/]/)[0]!;
@@ -126,73 +151,91 @@ function testDirs(): { model: string; data?: string }[] {
 }
 
 let tmp: string;
-const cases = testDirs();
-const skipped = new Map<string, number>();
-const ran = { withData: 0, synthetic: 0, variants: 0 };
-const skip = (why: string): void => {
-  const k = why.replace(/\d+/g, 'N').slice(0, 100);
-  skipped.set(k, (skipped.get(k) ?? 0) + 1);
-};
-
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'modelsmith-onnx-ort-'));
 });
 afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
-  const total = [...skipped.values()].reduce((a, b) => a + b, 0);
-  console.log(
-    `[onnxruntime ${ort.env.versions.common}] ${cases.length} candidate models: ${ran.withData} ran on their test data, ${ran.synthetic} on synthetic inputs ` +
-      `(${ran.variants} rewritten variants compared byte-identically); ${total} skipped:\n` +
-      [...skipped].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([k, v]) => `    ${v} × ${k}`).join('\n'),
-  );
 });
 
 describe('onnxruntime: rewritten models give byte-identical outputs', () => {
-  it.each(cases.map((c) => [corpusName(c.model), c] as const))('%s', async (name, c) => {
-    const { model, close } = await openModel(c.model);
-    try {
-      // onnxruntime-node crashes (SIGSEGV) when a graph output is a sequence/optional/map: skip those.
-      const nonTensor = model.proto.graph?.output.find((o) => o.type?.value.case !== 'tensorType');
-      if (nonTensor) return skip(`output ${nonTensor.name} is ${nonTensor.type?.value.case ?? 'untyped'}`);
-      const feeds = c.data ? feedsFromPb(model, c.data) : syntheticFeeds(model, name.length);
-      if (typeof feeds === 'string') return skip(feeds);
-      const original = new Uint8Array(readFileSync(c.model));
-      let ref: Buffer[];
+  it('runs the corpus originals and rewrites', async () => {
+    const skipped = new Map<string, number>();
+    const skip = (why: string): void => {
+      const k = why.replace(/\d+/g, 'N').slice(0, 110);
+      skipped.set(k, (skipped.get(k) ?? 0) + 1);
+    };
+    const jobs: Job[] = [];
+    const all = cases();
+    for (const [id, c] of all.entries()) {
+      const name = corpusName(c.model);
+      const { model, close } = await openModel(c.model);
       try {
-        ref = await runOnce(original, feeds);
-      } catch (e) {
-        return skip(`ORT cannot run the original: ${(e as Error).message.split('\n')[0]!.replace(/^.*?\] /, '').slice(0, 80)}`);
+        // onnxruntime-node segfaults when a graph output is a sequence/optional/map: skip those.
+        const nonTensor = model.proto.graph?.output.find((o) => o.type?.value.case !== 'tensorType');
+        if (nonTensor) {
+          skip(`output is ${nonTensor.type?.value.case ?? 'untyped'}`);
+          continue;
+        }
+        const dir = join(tmp, String(id));
+        await mkdir(dir, { recursive: true });
+        const inputs = c.data ? await inputsFromPb(model, c.data, dir) : await syntheticInputs(model, id, dir);
+        if (typeof inputs === 'string') {
+          skip(inputs);
+          continue;
+        }
+        // The inline rewrite (every payload streamed) is the original file, byte for byte.
+        expect(sameBytes(await encodeOnnx(model, { streamThreshold: 0 }), readFileSync(c.model)), name).toBe(true);
+        const ext = await writeModelFile(model, join(dir, 'ext'), 'model.onnx', { external: true });
+        const ext0 = await writeModelFile(model, join(dir, 'ext0'), 'model.onnx', { external: true, threshold: 0 });
+        jobs.push({ id, name, withData: !!c.data, inputs, models: [c.model, ext.path, ext0.path] });
+      } finally {
+        await close();
       }
-      const again = await runOnce(original, feeds);
-      if (again.some((b, i) => !b.equals(ref[i]!))) return skip('nondeterministic outputs');
-      if (c.data) ran.withData++;
-      else ran.synthetic++;
-
-      const dir = join(tmp, name.replace(/[\\/]/g, '__'));
-      const variants = [
-        await writeModelFile(model, join(dir, 'inline'), 'model.onnx', { streamThreshold: 0 }),
-        await writeModelFile(model, join(dir, 'ext'), 'model.onnx', { external: true }),
-        // Every initializer external. (Not tensor attributes: ORT's shape inference refuses external
-        // data in Constant values — "Cannot parse data from external tensors".)
-        await writeModelFile(model, join(dir, 'ext0'), 'model.onnx', { external: true, threshold: 0 }),
-      ];
-      for (const v of variants) {
-        const got = await runOnce(v.path, feeds);
-        expect(got.length).toBe(ref.length);
-        got.forEach((b, i) => {
-          if (!b.equals(ref[i]!)) throw new Error(`output ${i} of ${v.path} differs:\n ${ref[i]!.toString('hex').slice(0, 400)}\n ${b.toString('hex').slice(0, 400)}`);
-        });
-        ran.variants++;
-      }
-    } finally {
-      await close();
     }
-  });
 
-  it('ran a substantial number of models', () => {
+    const results = await runJobs(jobs);
+    const ran = { withData: 0, synthetic: 0, variants: 0, shapeInferenceLimit: 0 };
+    const failures: string[] = [];
+    for (const job of jobs) {
+      const r = results.get(job.id)!;
+      if (r.skip) {
+        skip(
+          r.skip
+            .replace(/Load model from \S+ failed:/, '')
+            .replace(/^(ORT cannot run the original: ).*?(Could not find an implementation|Unsupported model IR version|is not a registered function\/op|Type Error).*$/, '$1$2…'),
+        );
+        continue;
+      }
+      const [a, b, ...variants] = r.runs as string[][];
+      if (JSON.stringify(a) !== JSON.stringify(b)) {
+        skip('nondeterministic outputs');
+        continue;
+      }
+      if (job.withData) ran.withData++;
+      else ran.synthetic++;
+      variants.forEach((v, i) => {
+        const label = i === 0 ? 'external data (threshold 1024)' : 'external data (threshold 0)';
+        if ('error' in v) {
+          // ONNX shape inference (inside ORT) cannot read external initializers, e.g. the shape input of
+          // Reshape/ConstantOfShape; that is why onnx's default threshold is 1024 bytes.
+          if (i === 1 && /Cannot parse data from external tensors/.test((v as { error: string }).error)) ran.shapeInferenceLimit++;
+          else failures.push(`${job.name} ${label}: ${(v as { error: string }).error}`);
+          return;
+        }
+        ran.variants++;
+        if (JSON.stringify(v) !== JSON.stringify(a)) failures.push(`${job.name} ${label}: outputs differ`);
+      });
+    }
+    const total = [...skipped.values()].reduce((s, n) => s + n, 0);
+    console.log(
+      `[onnxruntime-node] ${all.length} candidate models: ${ran.withData} ran on their test_data_set_0, ${ran.synthetic} on synthetic inputs; ` +
+        `${ran.variants} rewritten variants gave byte-identical outputs; ${ran.shapeInferenceLimit} threshold-0 rewrites refused by ORT's shape inference ` +
+        `(external shape initializers); ${total} skipped:\n` +
+        [...skipped].sort((x, y) => y[1] - x[1]).map(([k, v]) => `    ${v} × ${k}`).join('\n'),
+    );
+    expect(failures).toEqual([]);
     expect(ran.withData).toBeGreaterThan(120);
     expect(ran.synthetic).toBeGreaterThan(8);
-  });
+  }, 900_000);
 });
-
-export { CORPUS_ONNX };

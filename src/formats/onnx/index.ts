@@ -17,6 +17,7 @@ export {
   openExternalData,
   modelTensorContext,
   storageOf,
+  checkTensorStorage,
   type TensorEntry,
   type TensorKind,
   type TensorContext,

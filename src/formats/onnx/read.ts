@@ -55,10 +55,12 @@ export function decodeOnnx(bytes: Uint8Array, opts: ReadOnnxOptions = {}): OnnxM
   }
   if (bytes.byteLength === 0) throw new ModelsmithError(ErrorCodes.TRUNCATED, 'empty file', { ...ctx, offset: 0 });
   const limits: ScanLimits = { ...DEFAULT_SCAN_LIMITS, ...opts.limits };
+  // The walkers over the decoded model recurse per nesting level; keep them far from the JS stack limit.
+  limits.maxDepth = Math.max(1, Math.min(limits.maxDepth, 1000));
   const scan = scanMessage(bytes, ModelProtoSchema, ctx, limits);
   let proto: ModelProto;
   try {
-    proto = fromBinary(ModelProtoSchema, bytes, { readUnknownFields: true });
+    proto = fromBinary(ModelProtoSchema, bytes, { readUnknownFields: true, recursionLimit: limits.maxDepth + 1 });
   } catch (e) {
     // The scan accepts exactly what the decoder accepts; this is a safety net.
     throw new ModelsmithError(ErrorCodes.MALFORMED, `not a valid ModelProto: ${(e as Error).message}`, { ...ctx, cause: e });

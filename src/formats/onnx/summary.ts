@@ -6,7 +6,7 @@ import type { ModelProto, TypeProto, ValueInfoProto } from 'onnx-buf';
 import { byteLength, dtypeFromOnnx } from '../../core/dtype.js';
 import { isModelsmithError, type Diagnostic } from '../../core/errors.js';
 import type { OnnxModel } from './read.js';
-import { externalDataRef, isExternal, storageOf, tensorDType, tensorShape, visitModel, type TensorEntry } from './tensor.js';
+import { checkTensorStorage, externalDataRef, isExternal, storageOf, tensorDType, tensorShape, visitModel, type TensorEntry } from './tensor.js';
 
 /** Highest IR version / ai.onnx opset the ONNX spec this build follows (1.20) defines. */
 export const KNOWN_IR_VERSION = 13;
@@ -211,8 +211,9 @@ export function summarizeOnnx(model: OnnxModel | ModelProto): InspectReport {
             if (!x) ext.set(ref.location, (x = { location: ref.location, tensors: 0, bytes: 0 }));
             x.tensors++;
             x.bytes += bytes;
-          } else if (storage === 'none' && count > 0) {
-            diag('warning', 'onnx.tensor_no_data', `${e.kind} '${e.name}' has no data`, { tensor: e.name });
+          } else {
+            // The stored payload must match dims × dtype (reported, not thrown).
+            checkTensorStorage(tp, m.path);
           }
           if (tp.segment) diag('warning', 'onnx.segment', `tensor '${e.name}' is a segment of a larger tensor (TensorProto.segment), which modelsmith does not reassemble`, { tensor: e.name });
         } catch (err) {

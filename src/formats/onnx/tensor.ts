@@ -6,7 +6,6 @@
  */
 import { create, fromBinary } from '@bufbuild/protobuf';
 import {
-  AttributeProto_AttributeType,
   TensorProtoSchema,
   TensorProto_DataLocation,
   type AttributeProto,
@@ -242,49 +241,73 @@ export function storageOf(tp: TensorProto): 'external' | 'raw' | TypedField | 'n
   return 'none';
 }
 
-/** Decodes the typed repeated field of `tp` into little-endian element bytes. */
-function typedToBytes(tp: TensorProto, dtype: DType, count: number, ctx: Where & { format: string }): Uint8Array {
+/** Number of values the typed field of `dtype` must hold for `count` elements. */
+function typedValuesWanted(dtype: DType, count: number): number {
+  if (dtype === 'complex64' || dtype === 'complex128') return count * 2;
+  // Sub-byte types: each int32_data entry holds one byte of packed elements (2 × 4-bit or 4 × 2-bit).
+  if (dtypeInfo(dtype).bits < 8) return byteLength(dtype, count);
+  return count;
+}
+
+/**
+ * Checks, without converting anything, that the payload stored inline in `tp` (raw_data, typed field
+ * or string_data) matches dims × dtype. E_DTYPE, E_OUT_OF_RANGE, E_TENSOR_SIZE or E_MALFORMED; a no-op
+ * for external tensors (their size is checked when the file is opened).
+ */
+export function checkTensorStorage(tp: TensorProto, path?: string): void {
+  const w = where(tp, path);
+  const dtype = tensorDType(tp, path);
+  const shape = tensorShape(tp, path);
+  const count = numel(shape);
+  if (isExternal(tp)) return;
+  if (dtype === 'string') {
+    if (hasRawData(tp) && tp.rawData.byteLength > 0) throw new ModelsmithError(ErrorCodes.MALFORMED, 'string tensor with raw_data', w);
+    if (tp.stringData.length !== count) {
+      throw new ModelsmithError(ErrorCodes.TENSOR_SIZE, `string[${shape.join(',')}] needs ${count} string_data values, got ${tp.stringData.length}`, w);
+    }
+    return;
+  }
+  if (hasRawData(tp)) {
+    const want = byteLength(dtype, count);
+    if (tp.rawData.byteLength !== want) {
+      throw new ModelsmithError(ErrorCodes.TENSOR_SIZE, `${dtype}[${shape.join(',')}] needs ${want} bytes, raw_data has ${tp.rawData.byteLength}`, w);
+    }
+    return;
+  }
   const field = typedFieldFor(dtype);
-  const info = dtypeInfo(dtype);
-  const nbytes = byteLength(dtype, count);
-  const sizeError = (have: number, want: number): never => {
-    throw new ModelsmithError(ErrorCodes.TENSOR_SIZE, `${dtype}[${tp.dims.join(',')}] needs ${want} ${field} values, got ${have}`, ctx);
-  };
-  switch (field) {
-    case 'floatData': {
-      const want = dtype === 'complex64' ? count * 2 : count;
-      if (tp.floatData.length !== want) sizeError(tp.floatData.length, want);
+  const have = (tp[field] as unknown[]).length;
+  if (have === 0 && count > 0) {
+    const other = TYPED_FIELDS.find((f) => (tp[f] as unknown[]).length > 0);
+    throw new ModelsmithError(
+      ErrorCodes.TENSOR_SIZE,
+      other ? `${dtype} tensor has its values in ${other}, which cannot hold ${dtype}` : `${dtype}[${shape.join(',')}] has no data`,
+      w,
+    );
+  }
+  const want = typedValuesWanted(dtype, count);
+  if (have !== want) throw new ModelsmithError(ErrorCodes.TENSOR_SIZE, `${dtype}[${shape.join(',')}] needs ${want} ${field} values, got ${have}`, w);
+}
+
+/** The typed repeated field of `tp` as little-endian element bytes (sizes already checked). */
+function typedToBytes(tp: TensorProto, dtype: DType): Uint8Array {
+  switch (typedFieldFor(dtype)) {
+    case 'floatData':
       return new Uint8Array(Float32Array.from(tp.floatData).buffer);
-    }
-    case 'doubleData': {
-      const want = dtype === 'complex128' ? count * 2 : count;
-      if (tp.doubleData.length !== want) sizeError(tp.doubleData.length, want);
+    case 'doubleData':
       return new Uint8Array(Float64Array.from(tp.doubleData).buffer);
-    }
-    case 'int64Data': {
-      if (tp.int64Data.length !== count) sizeError(tp.int64Data.length, count);
+    case 'int64Data':
       return new Uint8Array(BigInt64Array.from(tp.int64Data).buffer);
-    }
-    case 'uint64Data': {
-      if (tp.uint64Data.length !== count) sizeError(tp.uint64Data.length, count);
+    case 'uint64Data':
       if (dtype === 'uint64') return new Uint8Array(BigUint64Array.from(tp.uint64Data, (v) => BigInt.asUintN(64, v)).buffer);
       return new Uint8Array(Uint32Array.from(tp.uint64Data, (v) => Number(BigInt.asUintN(32, v))).buffer);
-    }
     case 'int32Data': {
+      // Values are masked to the element width: bit patterns (float16, bfloat16, float8) and
+      // negative small integers both end up as their two's-complement / IEEE bytes.
       const src = tp.int32Data;
-      if (info.bits < 8) {
-        // Sub-byte types: each int32 holds one byte of packed elements (2 × 4-bit or 4 × 2-bit).
-        if (src.length !== nbytes) sizeError(src.length, nbytes);
-        return Uint8Array.from(src, (v) => v & 0xff);
-      }
-      if (src.length !== count) sizeError(src.length, count);
-      switch (info.bits) {
-        case 8: return Uint8Array.from(src, (v) => v & 0xff);
-        case 16: return new Uint8Array(Uint16Array.from(src, (v) => v & 0xffff).buffer);
-        case 32: return new Uint8Array(Int32Array.from(src).buffer);
-        default: break;
-      }
-      throw new ModelsmithError(ErrorCodes.DTYPE, `${dtype} cannot be stored in int32_data`, ctx);
+      const bits = dtypeInfo(dtype).bits;
+      if (bits <= 8) return Uint8Array.from(src, (v) => v & 0xff);
+      if (bits === 16) return new Uint8Array(Uint16Array.from(src, (v) => v & 0xffff).buffer);
+      return new Uint8Array(Int32Array.from(src).buffer);
     }
     case 'stringData':
       throw new Error('unreachable'); // strings are handled by the caller
@@ -296,37 +319,17 @@ function typedToBytes(tp: TensorProto, dtype: DType, count: number, ctx: Where &
  * use `tensorFromProto` for those.
  */
 export function tensorFromProtoSync(tp: TensorProto, ctx: { path?: string } = {}): Tensor {
-  const w = where(tp, ctx.path);
+  if (isExternal(tp)) {
+    tensorDType(tp, ctx.path);
+    throw new ModelsmithError(ErrorCodes.EXTERNAL_DATA, 'tensor data is external; read it with tensorFromProto and a resolver', where(tp, ctx.path));
+  }
+  checkTensorStorage(tp, ctx.path);
   const dtype = tensorDType(tp, ctx.path);
   const shape = tensorShape(tp, ctx.path);
-  const count = numel(shape);
-  if (isExternal(tp)) throw new ModelsmithError(ErrorCodes.EXTERNAL_DATA, 'tensor data is external; read it with tensorFromProto and a resolver', w);
-  if (dtype === 'string') {
-    if (hasRawData(tp) && tp.rawData.byteLength > 0) throw new ModelsmithError(ErrorCodes.MALFORMED, 'string tensor with raw_data', w);
-    if (tp.stringData.length !== count) {
-      throw new ModelsmithError(ErrorCodes.TENSOR_SIZE, `string[${shape.join(',')}] needs ${count} string_data values, got ${tp.stringData.length}`, w);
-    }
-    return { name: tp.name, dtype, shape, data: new Uint8Array(0), strings: tp.stringData.slice() };
-  }
-  const want = byteLength(dtype, count);
+  if (dtype === 'string') return { name: tp.name, dtype, shape, data: new Uint8Array(0), strings: tp.stringData.slice() };
   let data: Uint8Array;
-  if (hasRawData(tp)) {
-    data = tp.rawData;
-    if (data.byteLength !== want) {
-      throw new ModelsmithError(ErrorCodes.TENSOR_SIZE, `${dtype}[${shape.join(',')}] needs ${want} bytes, raw_data has ${data.byteLength}`, w);
-    }
-  } else {
-    const field = typedFieldFor(dtype);
-    if ((tp[field] as unknown[]).length === 0 && count > 0) {
-      const other = TYPED_FIELDS.find((f) => (tp[f] as unknown[]).length > 0);
-      throw new ModelsmithError(
-        ErrorCodes.TENSOR_SIZE,
-        other ? `${dtype} tensor has its values in ${other}, which cannot hold ${dtype}` : `${dtype}[${shape.join(',')}] has no data`,
-        w,
-      );
-    }
-    data = count === 0 ? new Uint8Array(0) : typedToBytes(tp, dtype, count, w);
-  }
+  if (hasRawData(tp)) data = tp.rawData;
+  else data = numel(shape) === 0 ? new Uint8Array(0) : typedToBytes(tp, dtype);
   return { name: tp.name, dtype, shape, data };
 }
 
@@ -456,5 +459,3 @@ export function collectTensors(model: OnnxModel | ModelProto): TensorEntry[] {
   visitModel(proto, { tensor: (e) => out.push(e) });
   return out;
 }
-
-export const ATTRIBUTE_TYPE = AttributeProto_AttributeType;

@@ -20,11 +20,10 @@ import {
   modelTensorContext,
   openExternalData,
   payloadByteLength,
-  tensorDType,
   tensorFromProtoSync,
   type TensorEntry,
 } from './tensor.js';
-import { encodeVarint, lengthDelimitedHeader, MAX_MESSAGE_BYTES } from './wire.js';
+import { lengthDelimitedHeader, MAX_MESSAGE_BYTES } from './wire.js';
 
 export interface ExternalDataOptions {
   /** File name written into the model, relative to the model's folder (e.g. "model.onnx.data"). */
@@ -454,7 +453,6 @@ export async function writeOnnx(model: OnnxModel, sink: ByteSink, opts: WriteOnn
         },
       };
     }
-    tensorDType(tp, path);
     // raw_data or a typed field: the normalised little-endian bytes (size-checked).
     return bytesPayload(tensorFromProtoSync(tp, { path }).data);
   }
@@ -482,6 +480,3 @@ export async function encodeOnnx(model: OnnxModel, opts: Omit<WriteOnnxOptions, 
   }
   return out;
 }
-
-/** Varint encoder re-exported for callers that write their own framing. */
-export { encodeVarint };
