@@ -3,7 +3,7 @@
 // keeps signalling NaNs signalling (and may turn one into 0x7c01); torch writes 0x7fc0 or 0xffff
 // for every NaN. Those are the only places where our bits differ from theirs.
 // Every kernel: `if (ASC_FEATURE_SIMD)` vector loop, then a scalar loop for the tail (or for all
-// of it in the scalar build). Both loops compute the same bits.
+// of it in the scalar build). Both loops compute the same bits (the float16 one by another route).
 
 // ---- float32 -> float16 ---------------------------------------------------------------------
 
@@ -39,21 +39,28 @@ const REBIAS: u32 = 0x38000000;
   return sign | h;
 }
 
+// SIMD: finite lanes are rounded by the FPU. With E = max(exponent of |x|, -14), adding
+// bias = 2^(E+13) lands in a binade whose float32 ulp is 2^(E-10), the float16 ulp of |x| (2^-24
+// for float16 subnormals), so `(|x| + bias) - bias` is |x| rounded to nearest even at float16
+// precision, exactly (a carry into the next binade included). Scaling that by 2^-112 is exact too
+// and gives a float32 whose bits >>> 13 are the float16 bits: normal float16 values become normal
+// float32 values with the exponent rebiased from 15 to 127, float16 subnormals become float32
+// subnormals counting 2^-24 units in bit 13 up. E is capped at 15 (the last float16 binade) so
+// the bias stays finite; anything that rounds to 2^16 or more gives bits >= 0x7c00, and an
+// unsigned min with 0x7c00 (0x7bff when clamping) finishes overflow. Inf and NaN lanes are rare:
+// a group of 8 holding one takes the scalar helper instead.
+const EXP_MASK: u32 = 0x7f800000;
+const E_MAX: u32 = 0x47000000; // 2^15
+const BIAS_SHIFT: u32 = 13 << 23; // exponent + 13
+const SCALE_DOWN: f32 = reinterpret<f32>(<u32>0x07800000); // 2^-112
+
 // @ts-ignore: decorator
-@inline function f32x4_to_f16_lanes(x: v128, clampFinite: bool): v128 {
-  const sign = v128.and(i32x4.shr_u(x, 16), i32x4.splat(0x8000));
+@inline function f32x4_to_f16_finite(x: v128, limit: v128): v128 {
   const a = v128.and(x, i32x4.splat(0x7fffffff));
-  const r = i32x4.sub(a, i32x4.splat(REBIAS));
-  const lsb = v128.and(i32x4.shr_u(r, 13), i32x4.splat(1));
-  const normal = i32x4.shr_u(i32x4.add(i32x4.add(r, i32x4.splat(0xfff)), lsb), 13);
-  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
-  // a <= 0x7fffffff, so signed compares are safe.
-  let h = v128.bitselect(normal, sub, i32x4.ge_s(a, i32x4.splat(F16_MIN_NORMAL)));
-  h = v128.bitselect(i32x4.splat(clampFinite ? 0x7bff : 0x7c00), h, i32x4.ge_s(a, i32x4.splat(F16_OVERFLOW)));
-  const isNaN = i32x4.gt_s(a, i32x4.splat(0x7f800000));
-  const special = v128.or(i32x4.splat(0x7c00), v128.and(isNaN, v128.or(i32x4.splat(0x200), v128.and(i32x4.shr_u(a, 13), i32x4.splat(0x3ff)))));
-  h = v128.bitselect(special, h, i32x4.ge_s(a, i32x4.splat(0x7f800000)));
-  return v128.or(h, sign);
+  const e = i32x4.min_s(i32x4.max_s(v128.and(x, i32x4.splat(EXP_MASK)), i32x4.splat(F16_MIN_NORMAL)), i32x4.splat(E_MAX));
+  const bias = i32x4.add(e, i32x4.splat(BIAS_SHIFT));
+  const y = f32x4.mul(f32x4.sub(f32x4.add(a, bias), bias), f32x4.splat(SCALE_DOWN));
+  return i32x4.min_u(i32x4.shr_u(y, 13), limit);
 }
 
 /** float32[n] at src -> float16 bits[n] at dst. clampFinite != 0: finite |x| > 65504 -> ±65504. */
@@ -61,11 +68,23 @@ export function cast_f32_f16(src: usize, n: i32, dst: usize, clampFinite: i32): 
   const clamp = clampFinite != 0;
   let i = 0;
   if (ASC_FEATURE_SIMD) {
+    const limit = i32x4.splat(clamp ? 0x7bff : 0x7c00);
+    const expMask = i32x4.splat(EXP_MASK);
     for (; i + 8 <= n; i += 8) {
-      const lo = f32x4_to_f16_lanes(v128.load(src + (<usize>i << 2)), clamp);
-      const hi = f32x4_to_f16_lanes(v128.load(src + (<usize>i << 2), 16), clamp);
-      // Lanes hold values <= 0xffff, so the saturating narrow is exact.
-      v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_u(lo, hi));
+      const x0 = v128.load(src + (<usize>i << 2));
+      const x1 = v128.load(src + (<usize>i << 2), 16);
+      const special = v128.or(i32x4.eq(v128.and(x0, expMask), expMask), i32x4.eq(v128.and(x1, expMask), expMask));
+      if (v128.any_true(special)) {
+        for (let j = i; j < i + 8; j++) {
+          store<u16>(dst + (<usize>j << 1), <u16>f32_to_f16_bits(load<u32>(src + (<usize>j << 2)), clamp));
+        }
+        continue;
+      }
+      // Lanes hold values <= 0x7c00, so the saturating narrow is exact; the sign is the top bit
+      // of each input's upper half (arithmetic shift keeps it in i16 range for the signed narrow).
+      const mag = i16x8.narrow_i32x4_u(f32x4_to_f16_finite(x0, limit), f32x4_to_f16_finite(x1, limit));
+      const sign = v128.and(i16x8.narrow_i32x4_s(i32x4.shr_s(x0, 16), i32x4.shr_s(x1, 16)), i16x8.splat(-0x8000));
+      v128.store(dst + (<usize>i << 1), v128.or(mag, sign));
     }
   }
   for (; i < n; i++) {

@@ -3,8 +3,9 @@
 // magnitude and is never pruned before a number; all NaNs tie with each other.
 // Exact k-th smallest: a 2-pass radix select (histogram of the top 16 key bits, then of the low
 // 16 bits inside the chosen bucket) gives the threshold key T and how many elements sit below it;
-// the mask pass then takes everything below T plus the first `ties` elements equal to T, in index
-// order. Histograms accumulate so the host can feed a big tensor window by window.
+// the selection pass then takes everything below T plus the first `ties` elements equal to T, in
+// index order, writing the pruned values, the mask, or both. Histograms accumulate so the host can
+// feed a big tensor window by window.
 
 const NAN_KEY: u32 = 0x7f800001;
 
@@ -43,61 +44,101 @@ export function prune_hist_hi(src: usize, n: i32, hist: usize): void {
 export function prune_hist_lo(src: usize, n: i32, hist: usize, hi: u32): void {
   let i = 0;
   if (ASC_FEATURE_SIMD) {
-    const vhi = i32x4.splat(hi);
-    for (; i + 4 <= n; i += 4) {
-      const k = keys(v128.load(src + (<usize>i << 2)));
-      // Most vectors have no element in the chosen bucket: skip them without a lane walk.
-      if (!v128.any_true(i32x4.eq(i32x4.shr_u(k, 16), vhi))) continue;
-      for (let l = 0; l < 4; l++) {
-        const kl = key(load<u32>(src + (<usize>(i + l) << 2)));
-        if (kl >>> 16 == hi) bump(hist, kl & 0xffff);
-      }
+    // key >>> 16 == hi  <=>  min(bits & 0x7fff0000, 0x7f800000) == hi << 16 (NaNs clamp to 0x7f80).
+    const vhi = i32x4.splat(hi << 16);
+    const top = i32x4.splat(0x7fff0000);
+    const nan = i32x4.splat(0x7f800000);
+    for (; i + 16 <= n; i += 16) {
+      const p = src + (<usize>i << 2);
+      const h0 = i32x4.eq(i32x4.min_u(v128.and(v128.load(p), top), nan), vhi);
+      const h1 = i32x4.eq(i32x4.min_u(v128.and(v128.load(p, 16), top), nan), vhi);
+      const h2 = i32x4.eq(i32x4.min_u(v128.and(v128.load(p, 32), top), nan), vhi);
+      const h3 = i32x4.eq(i32x4.min_u(v128.and(v128.load(p, 48), top), nan), vhi);
+      // Most blocks have no element in the chosen bucket: skip them without a lane walk.
+      if (!v128.any_true(v128.or(v128.or(h0, h1), v128.or(h2, h3)))) continue;
+      for (let j = i; j < i + 16; j++) hist_lo_one(src, j, hist, hi);
     }
   }
-  for (; i < n; i++) {
-    const k = key(load<u32>(src + (<usize>i << 2)));
-    if (k >>> 16 == hi) bump(hist, k & 0xffff);
-  }
+  for (; i < n; i++) hist_lo_one(src, i, hist, hi);
+}
+
+// @ts-ignore: decorator
+@inline function hist_lo_one(src: usize, i: i32, hist: usize, hi: u32): void {
+  const k = key(load<u32>(src + (<usize>i << 2)));
+  if (k >>> 16 == hi) bump(hist, k & 0xffff);
 }
 
 /**
- * mask[i] = 1 where key < thr, or key == thr while `ties` remain (consumed in index order), else 0.
+ * Selection pass once the threshold key `thr` is known: element i is selected (pruned) when
+ * key < thr, or key == thr while `ties` remain (consumed in index order). Selected elements get
+ * +0.0 in dst[i] and 1 in mask[i], the others their own value and 0. dst == 0 means no values
+ * are written, mask == 0 no mask (the host never allocates at address 0); dst may equal src.
  * Returns the ties left, to pass to the next window.
  */
-export function prune_mask_f32(src: usize, n: i32, thr: u32, ties: i32, mask: usize): i32 {
+export function prune_select_f32(src: usize, n: i32, thr: u32, ties: i32, dst: usize, mask: usize): i32 {
+  if (dst != 0 && mask != 0) return select_run(src, n, thr, ties, dst, mask, true, true);
+  if (dst != 0) return select_run(src, n, thr, ties, dst, mask, true, false);
+  if (mask != 0) return select_run(src, n, thr, ties, dst, mask, false, true);
+  return ties;
+}
+
+// @ts-ignore: decorator
+@inline function select_run(src: usize, n: i32, thr: u32, ties: i32, dst: usize, mask: usize, values: bool, masks: bool): i32 {
   let i = 0;
   if (ASC_FEATURE_SIMD) {
     const vthr = i32x4.splat(thr);
-    for (; i + 4 <= n; i += 4) {
-      const k = keys(v128.load(src + (<usize>i << 2)));
-      // A tie inside the vector needs the ordered count: leave it to the scalar step below.
-      if (ties > 0 && v128.any_true(i32x4.eq(k, vthr))) {
-        for (let l = 0; l < 4; l++) ties = mask_one(src, mask, i + l, thr, ties);
-        continue;
+    const abs = i32x4.splat(0x7fffffff);
+    for (; i + 16 <= n; i += 16) {
+      const p = src + (<usize>i << 2);
+      const v0 = v128.load(p);
+      const v1 = v128.load(p, 16);
+      const v2 = v128.load(p, 32);
+      const v3 = v128.load(p, 48);
+      // A tie inside the block needs the ordered count: leave the block to the scalar step.
+      if (ties > 0) {
+        const tie = v128.or(
+          v128.or(i32x4.eq(keys(v0), vthr), i32x4.eq(keys(v1), vthr)),
+          v128.or(i32x4.eq(keys(v2), vthr), i32x4.eq(keys(v3), vthr)),
+        );
+        if (v128.any_true(tie)) {
+          for (let j = i; j < i + 16; j++) ties = select_one(src, j, thr, ties, dst, mask, values, masks);
+          continue;
+        }
       }
-      store_mask4(mask + <usize>i, i32x4.lt_u(k, vthr));
+      // key < thr <=> |bits| < thr, since thr <= NAN_KEY; both sides are below 2^31, so the
+      // signed compare is exact (and is one instruction where unsigned is not).
+      const m0 = i32x4.gt_s(vthr, v128.and(v0, abs));
+      const m1 = i32x4.gt_s(vthr, v128.and(v1, abs));
+      const m2 = i32x4.gt_s(vthr, v128.and(v2, abs));
+      const m3 = i32x4.gt_s(vthr, v128.and(v3, abs));
+      if (values) {
+        const q = dst + (<usize>i << 2);
+        v128.store(q, v128.andnot(v0, m0));
+        v128.store(q, v128.andnot(v1, m1), 16);
+        v128.store(q, v128.andnot(v2, m2), 32);
+        v128.store(q, v128.andnot(v3, m3), 48);
+      }
+      if (masks) {
+        // Lanes are 0 or -1: the signed narrows keep them, one AND makes the bytes 0/1.
+        const b = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(m0, m1), i16x8.narrow_i32x4_s(m2, m3));
+        v128.store(mask + <usize>i, v128.and(b, i8x16.splat(1)));
+      }
     }
   }
-  for (; i < n; i++) ties = mask_one(src, mask, i, thr, ties);
+  for (; i < n; i++) ties = select_one(src, i, thr, ties, dst, mask, values, masks);
   return ties;
 }
 
+// Branch-free apart from the (rare) tie: random keys make "key < thr" unpredictable.
 // @ts-ignore: decorator
-@inline function mask_one(src: usize, mask: usize, i: i32, thr: u32, ties: i32): i32 {
-  const k = key(load<u32>(src + (<usize>i << 2)));
-  let m: u8 = 0;
-  if (k < thr) m = 1;
-  else if (k == thr && ties > 0) { m = 1; ties--; }
-  store<u8>(mask + <usize>i, m);
+@inline function select_one(src: usize, i: i32, thr: u32, ties: i32, dst: usize, mask: usize, values: bool, masks: bool): i32 {
+  const bits = load<u32>(src + (<usize>i << 2));
+  const k = key(bits);
+  let m = <u32>(k < thr);
+  if (k == thr && ties > 0) { m = 1; ties--; }
+  if (values) store<u32>(dst + (<usize>i << 2), select<u32>(0, bits, m != 0));
+  if (masks) store<u8>(mask + <usize>i, <u8>m);
   return ties;
-}
-
-/** Store four 0/1 bytes from an all-ones/all-zeros i32x4 lane mask. */
-// @ts-ignore: decorator
-@inline function store_mask4(p: usize, lanes: v128): void {
-  const one = v128.and(lanes, i32x4.splat(1));
-  const b16 = i16x8.narrow_i32x4_u(one, one);
-  v128.store32_lane(p, i8x16.narrow_i16x8_u(b16, b16), 0);
 }
 
 /**
@@ -122,14 +163,19 @@ export function prune_mask_apply_f32(src: usize, mask: usize, n: i32, dst: usize
   }
   for (; i < n; i++) {
     const p = <usize>i << 2;
-    if (load<u8>(mask + <usize>i) != 0) {
-      store<u32>(dst + p, 0);
-      count++;
-    } else {
-      store<u32>(dst + p, load<u32>(src + p));
-    }
+    const m = load<u8>(mask + <usize>i) != 0;
+    store<u32>(dst + p, select<u32>(0, load<u32>(src + p), m));
+    count += <i32>m;
   }
   return count;
+}
+
+/** Store four 0/1 bytes from an all-ones/all-zeros i32x4 lane mask. */
+// @ts-ignore: decorator
+@inline function store_mask4(p: usize, lanes: v128): void {
+  const one = v128.and(lanes, i32x4.splat(1));
+  const b16 = i16x8.narrow_i32x4_u(one, one);
+  v128.store32_lane(p, i8x16.narrow_i16x8_u(b16, b16), 0);
 }
 
 /**

@@ -5,13 +5,16 @@
  *    read straight into WASM memory);
  *  - `<kernel>.e2e`: the public TS wrapper, copies into and out of the arena included.
  * GB/s counts the kernel's input bytes; the memcpy baseline copies the same number of bytes.
+ * `magnitude_prune_50pct` zeroes the 50% smallest |w| (threshold search + writing the values); its
+ * e2e twin is `magnitudePrune`, which also allocates the result (`.e2e_reuse`: into a reused array).
  * Usage: node dist/bench/kernels.js [--json] [--elements N] [--flavor simd|scalar]
  */
 import { parseArgs } from 'node:util';
 import { initKernels, type Flavor, type Kernels } from '../kernels/loader.js';
 import { castF32ToBf16, castF32ToF16 } from '../kernels/cast.js';
 import { dequantizeLinear, quantizeLinear } from '../kernels/quantize.js';
-import { magnitudePrune } from '../kernels/prune.js';
+import { magnitudePrune, magnitudePruneArena } from '../kernels/prune.js';
+import { magnitudePruneRef } from '../kernels/reference/prune.js';
 
 interface Row {
   name: string;
@@ -118,6 +121,9 @@ export async function runBench(opts: { elements: number; flavor?: Flavor }): Pro
   k.f32(src, n).set(x);
   add('cast_f32_bf16', timeMs(() => k.raw.cast_f32_bf16(src, n, out)), timeMs(() => jsBf16(x, u16)));
   add('cast_f32_f16', timeMs(() => k.raw.cast_f32_f16(src, n, out, 0)));
+  // Select + apply (exact k, ties in index order): pruned values go to `out`, so `src` is the same
+  // input on every run. Its plain-JS twin is the reference implementation (same algorithm in TS).
+  add('magnitude_prune_50pct', timeMs(() => magnitudePruneArena(k, src, n, n >>> 1, { dst: out })), timeMs(() => magnitudePruneRef(x, n >>> 1), 2));
   k.reset(mark);
 
   // Public wrappers, copies included.
@@ -126,6 +132,9 @@ export async function runBench(opts: { elements: number; flavor?: Flavor }): Pro
   add('cast_f32_bf16.e2e', timeMs(() => castF32ToBf16(x), 3));
   add('cast_f32_f16.e2e', timeMs(() => castF32ToF16(x), 3));
   add('magnitude_prune_50pct.e2e', timeMs(() => magnitudePrune(x, n >>> 1), 3));
+  // Same wrapper writing into a caller's array (PruneOptions.out): copies in and out, no allocation.
+  const pruned = new Float32Array(n);
+  add('magnitude_prune_50pct.e2e_reuse', timeMs(() => magnitudePrune(x, n >>> 1, { out: pruned }), 3));
   return rows;
 }
 

@@ -7,7 +7,7 @@
  * Inputs of any size are streamed through the arena in windows (see ./window.ts).
  */
 import type { Kernels } from './loader.js';
-import { type KernelOptions, forEachWindow, resolveKernels, windowElements, withArena } from './window.js';
+import { type KernelOptions, cacheWindowElements, forEachWindow, resolveKernels, withArena } from './window.js';
 import { rangeError } from './reference/cast.js';
 
 type Typed = Uint16Array | Int32Array | Float32Array | Float64Array | BigInt64Array;
@@ -32,7 +32,7 @@ function stream<O extends Typed>(k: Kernels, src: Typed, out: O, opts: KernelOpt
   const inEs = src.BYTES_PER_ELEMENT;
   const outEs = out.BYTES_PER_ELEMENT;
   // Multiple of 8 elements so every window but the last runs entirely in the vector loop.
-  const per = Math.min(windowElements(inEs + outEs, 8, opts), Math.max(src.length, 1));
+  const per = Math.min(cacheWindowElements(inEs + outEs, 8, opts), Math.max(src.length, 1));
   let bad = -1;
   withArena(k, () => {
     const inPtr = k.alloc(per * inEs);

@@ -218,3 +218,36 @@ describe('prune argument errors are ModelsmithError E_KERNEL_ARG', () => {
     });
   }
 });
+
+describe('magnitudePrune on large tensors and with a caller-owned output', () => {
+  const n = 1_000_003;
+  const w = randomF32(n, 4242, true);
+  // Many exact ties: quantized values force the tie-break rule on large inputs.
+  const tied = new Float32Array(n).map((_, i) => (((i * 7919) % 61) - 30) / 8);
+  for (const [label, data] of [['random+specials', w], ['tied', tied]] as const) {
+    for (const k of [1, n >>> 1, n - 1]) {
+      it(`${label}, k=${k}: SIMD, scalar and windowed equal the reference bit for bit`, () => {
+        const want = magnitudePruneRef(data, k);
+        for (const impl of impls().slice(1)) {
+          const got = magnitudePrune(data, k, impl.opts);
+          expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), impl.name).toBe(true);
+        }
+      });
+    }
+  }
+
+  it('writes into `out` (and prunes in place when out is the input)', () => {
+    const k = 12345;
+    const want = magnitudePruneRef(w, k);
+    const out = new Float32Array(n);
+    expect(magnitudePrune(w, k, { kernels: K.simd!, out })).toBe(out);
+    expect(Buffer.from(out.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    const inPlace = w.slice();
+    magnitudePrune(inPlace, k, { kernels: K.scalar!, out: inPlace });
+    expect(Buffer.from(inPlace.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+  });
+
+  it('an `out` of the wrong length is E_KERNEL_ARG', () => {
+    expect(() => magnitudePrune(w, 3, { kernels: K.simd!, out: new Float32Array(5) })).toThrowError(/E_KERNEL_ARG/);
+  });
+});
