@@ -15,7 +15,6 @@ const VERBS_PLANNED: Record<string, string> = {
   quantize: 'ONNX compression issue (#3)',
   cast: 'ONNX compression issue (#3)',
   prune: 'ONNX compression issue (#3)',
-  eval: 'ONNX compression issue (#3)',
   distill: 'learning-in-WASM issue (#8)',
 };
 

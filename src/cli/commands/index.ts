@@ -3,6 +3,7 @@ import type { Out } from '../output.js';
 import { inspectCommand } from './inspect.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
+import { evalCommand } from './eval.js';
 
 export interface Command {
   name: string;
@@ -17,5 +18,6 @@ export interface Command {
 export const COMMANDS: Record<string, Command> = {
   [inspectCommand.name]: inspectCommand,
   [convertCommand.name]: convertCommand,
+  [evalCommand.name]: evalCommand,
   [demoCommand.name]: demoCommand,
 };

@@ -1,0 +1,131 @@
+import { stat } from 'node:fs/promises';
+import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
+import { openModelFile, saveOnnxFile } from '../../platform/open.js';
+import { quantizeWeights, type QuantizeWeightsOptions } from '../../compress/quantize/weight.js';
+import { WEIGHT_OPS } from '../../compress/quantize/registry.js';
+import { formatSizeReport } from '../../compress/report.js';
+import { formatBytes, table } from '../output.js';
+import type { Command } from './index.js';
+
+const METHODS = ['weight', 'dynamic', 'int4'] as const;
+
+export const quantizeCommand: Command = {
+  name: 'quantize',
+  summary: 'quantize weights to int8/uint8 (weight-only QDQ: quantized initializer → DequantizeLinear)',
+  help: `usage: modelsmith quantize <in.onnx> -o <out.onnx> [--method weight] [--dtype int8|uint8]
+                          [--per-channel] [--symmetric] [--exclude NAME|OpType,...] [--min-elements N] [--json]
+
+Weight-only quantization: every float32 weight of MatMul (B), Gemm (B), Conv (W), ConvTranspose (W)
+and Gather (embedding table) with at least 2 dimensions is stored as int8/uint8 plus a scale and a
+zero point, and a DequantizeLinear node turns it back into float32 at run time under the original
+name, so the rest of the graph is unchanged (onnxruntime runs the result; on CPU it keeps computing
+in float32, the file is what gets smaller). Weights held in Constant nodes, also inside If/Loop
+bodies, are included. Zero is always exactly representable.
+
+options:
+  -o, --output PATH     output file (or give it as the second argument); never overwrites the input
+  --method M            weight (default); dynamic and int4 are not implemented yet (E_UNSUPPORTED)
+  --dtype T             int8 (default) or uint8
+  --per-channel         one scale per output channel (needs opset >= 13; older models fall back to
+                        per tensor with a warning, the opset is not raised)
+  --symmetric           symmetric range (int8 zero point 0, uint8 zero point 128); default asymmetric
+  --exclude LIST        comma-separated weight names, node names or op types to leave in float32
+                        (an item equal to a supported op type — ${[...WEIGHT_OPS.keys()].join(', ')} — is an op type)
+  --min-elements N      leave weights with fewer elements than N alone (default 16)
+  --json                one JSON report on stdout (sizes, ratio, time, per-tensor error, skips)
+
+The report gives file sizes before/after, tensor bytes per dtype, the ratio, the time, and for each
+weight its scheme and weight-space error (max-abs, SNR); skipped weights are listed with the reason.
+
+examples:
+  modelsmith quantize model.onnx -o model.int8.onnx --per-channel --symmetric
+  modelsmith quantize model.onnx -o model.u8.onnx --dtype uint8
+  modelsmith quantize model.onnx -o model.q.onnx --per-channel --exclude Gather,head.weight --json`,
+  options: {
+    method: { type: 'string' },
+    dtype: { type: 'string' },
+    'per-channel': { type: 'boolean' },
+    symmetric: { type: 'boolean' },
+    exclude: { type: 'string' },
+    'min-elements': { type: 'string' },
+  },
+  async run(positionals, values, out) {
+    const input = positionals[0];
+    const output = (values.output as string | undefined) ?? positionals[1];
+    if (!input || !output || positionals.length > (values.output ? 1 : 2)) {
+      throw new ModelsmithError(ErrorCodes.USAGE, 'quantize needs one input and one output (modelsmith quantize in.onnx -o out.onnx)');
+    }
+    const method = (values.method as string | undefined) ?? 'weight';
+    if (!(METHODS as readonly string[]).includes(method)) {
+      throw new ModelsmithError(ErrorCodes.USAGE, `--method must be one of ${METHODS.join(', ')}, got '${method}'`);
+    }
+    if (method !== 'weight') {
+      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `--method ${method} is not implemented yet (issue #3); use --method weight`);
+    }
+    const dtype = (values.dtype as string | undefined) ?? 'int8';
+    if (dtype !== 'int8' && dtype !== 'uint8') {
+      throw new ModelsmithError(ErrorCodes.USAGE, `--dtype must be int8 or uint8 for --method weight, got '${dtype}'`);
+    }
+    if (!output.toLowerCase().endsWith('.onnx')) {
+      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `writing '${output}' is not supported yet: this build writes ONNX (.onnx) only`, { path: output });
+    }
+    let minElements: number | undefined;
+    if (values['min-elements'] !== undefined) {
+      minElements = Number(values['min-elements']);
+      if (!Number.isSafeInteger(minElements) || minElements < 1) {
+        throw new ModelsmithError(ErrorCodes.USAGE, `--min-elements must be a positive integer, got '${String(values['min-elements'])}'`);
+      }
+    }
+    const opts: QuantizeWeightsOptions = {
+      dtype,
+      perChannel: Boolean(values['per-channel']),
+      symmetric: Boolean(values.symmetric),
+      ...(minElements !== undefined ? { minElements } : {}),
+    };
+    if (values.exclude !== undefined) opts.exclude = parseExclude(values.exclude as string);
+
+    const t0 = performance.now();
+    const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
+    const { model, close } = await openModelFile(input);
+    try {
+      out.note(`read ${input} (${formatBytes(model.byteSize)})`);
+      const { report } = await quantizeWeights(model, opts);
+      const stats = await saveOnnxFile(model, output, { inputs: [input] });
+      const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
+      const seconds = (performance.now() - t0) / 1000;
+      const ratio = inputBytes > 0 ? outputBytes / inputBytes : 1;
+      const scheme = `${dtype} ${opts.perChannel ? 'per-channel' : 'per-tensor'} ${opts.symmetric ? 'symmetric' : 'asymmetric'}`;
+      out.say(`quantized ${report.quantized.length} weight(s) to ${scheme}, skipped ${report.skipped.length}`);
+      out.say(`file: ${formatBytes(inputBytes)} → ${formatBytes(outputBytes)} (${(ratio * 100).toFixed(1)}%) in ${seconds.toFixed(2)} s → ${stats.files.join(' + ')}`);
+      out.say('tensor bytes by dtype:', ...formatSizeReport(report.size, formatBytes));
+      if (report.quantized.length) {
+        const rows = [['weight', 'op', 'shape', 'scheme', 'max-abs err', 'SNR dB']];
+        for (const q of report.quantized) {
+          rows.push([q.name, q.op, `[${q.shape.join(',')}]`, q.scheme + (q.axis !== undefined ? ` axis ${q.axis}` : ''), q.maxAbs.toExponential(2), Number.isFinite(q.snrDb) ? q.snrDb.toFixed(1) : String(q.snrDb)]);
+        }
+        out.say(...table(rows));
+      }
+      if (report.skipped.length) {
+        out.say('skipped:', ...report.skipped.map((s) => `  ${s.name} (${s.op}): ${s.reason}`));
+      }
+      for (const d of report.diagnostics) out.note(`${d.level}: ${d.message}`);
+      return {
+        ok: true, verb: 'quantize', method, input, output, files: stats.files,
+        inputBytes, outputBytes, ratio, seconds,
+        ...report,
+      };
+    } finally {
+      await close();
+    }
+  },
+};
+
+function parseExclude(s: string): { names: string[]; opTypes: string[] } {
+  const names: string[] = [];
+  const opTypes: string[] = [];
+  for (const item of s.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    if (WEIGHT_OPS.has(item)) opTypes.push(item);
+    else names.push(item);
+  }
+  return { names, opTypes };
+}
