@@ -4,6 +4,7 @@ import { inspectCommand } from './inspect.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { quantizeCommand } from './quantize.js';
 
 export interface Command {
   name: string;
@@ -18,6 +19,7 @@ export interface Command {
 export const COMMANDS: Record<string, Command> = {
   [inspectCommand.name]: inspectCommand,
   [convertCommand.name]: convertCommand,
+  [quantizeCommand.name]: quantizeCommand,
   [evalCommand.name]: evalCommand,
   [demoCommand.name]: demoCommand,
 };
