@@ -1,21 +1,25 @@
 /**
- * The newcomer's first run: inspect the bundled sample, preview what weight compression would cost
- * in accuracy (int8 per-channel, 4-bit blockwise, float16, bfloat16 — computed with the WASM kernels
- * on every float32 weight), then rewrite the model with its weights in external data and verify the
- * rewrite tensor by tensor.
+ * The newcomer's first run, on the bundled sample (or a given model): inspect it, write compressed
+ * variants (int8 per-channel and uint8 per-tensor weight-only QDQ, float16), evaluate each against the
+ * original in onnxruntime, preview the schemes that have no writer yet (4-bit, bfloat16) on the
+ * weights alone, then rewrite the model with its weights in external data and verify the rewrite
+ * tensor by tensor. Ends with one comparison table.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
+import { castModel } from '../../compress/cast.js';
+import { quantizeWeights } from '../../compress/quantize/weight.js';
+import { ErrorCodes, ModelsmithError, isModelsmithError } from '../../core/errors.js';
 import { typedView } from '../../core/tensor.js';
+import { evaluate } from '../../eval/compare.js';
 import { errorStats, type ErrorStats } from '../../eval/metrics.js';
+import type { OnnxModel } from '../../formats/onnx/read.js';
 import { summarizeOnnx } from '../../formats/onnx/summary.js';
 import { collectTensors, modelTensorContext, tensorFromProto } from '../../formats/onnx/tensor.js';
-import { castBf16ToF32, castF16ToF32, castF32ToBf16, castF32ToF16 } from '../../kernels/cast.js';
+import { castBf16ToF32, castF32ToBf16 } from '../../kernels/cast.js';
 import { initKernels } from '../../kernels/loader.js';
-import { chooseQuantParamsAxis, dequantizeBlockwise4, dequantizeLinear, quantizeBlockwise4, quantizeLinear } from '../../kernels/quantize.js';
-import { minMaxAxis } from '../../kernels/stats.js';
+import { dequantizeBlockwise4, quantizeBlockwise4 } from '../../kernels/quantize.js';
 import { openModelFile, saveOnnxFile } from '../../platform/open.js';
 import { formatBytes, table } from '../output.js';
 import { renderInspect } from './inspect.js';
@@ -23,45 +27,66 @@ import type { Command } from './index.js';
 
 export const SAMPLE_MODEL = resolve(dirname(fileURLToPath(import.meta.url)), '../../../examples/sample/version-slim-320.onnx');
 
-interface SchemeResult {
-  scheme: string;
-  bitsPerWeight: number;
-  weightBytes: number;
-  /** Worst tensor by SNR. */
-  worst: { tensor: string; snrDb: number };
-  meanSnrDb: number;
-  maxAbs: number;
+interface Variant {
+  name: string;
+  file: string;
+  bytes: number;
+  /** Smallest cosine and SNR over the outputs; null when onnxruntime could not run the pair. */
+  cosine: number | null;
+  snrDb: number | null;
+  top1: number | null;
+  seconds: number;
+  note?: string;
 }
+
+interface WeightPreview {
+  scheme: string;
+  weightBytes: number;
+  meanSnrDb: number;
+  worst: { tensor: string; snrDb: number };
+}
+
+/** The compressed variants the demo writes: each pass edits a freshly read model in place. */
+const VARIANTS: { name: string; file: string; apply: (m: OnnxModel) => Promise<unknown> }[] = [
+  { name: 'int8 weight-only, per-channel', file: 'int8.onnx', apply: (m) => quantizeWeights(m, { dtype: 'int8', perChannel: true, symmetric: true }) },
+  { name: 'uint8 weight-only, per-tensor', file: 'uint8.onnx', apply: (m) => quantizeWeights(m, { dtype: 'uint8', perChannel: false, symmetric: false }) },
+  { name: 'float16', file: 'float16.onnx', apply: (m) => castModel(m, { to: 'float16', keepIoTypes: true }) },
+];
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'inspect the bundled sample, preview compression error, rewrite it with external data and verify',
-  help: `usage: modelsmith demo [model.onnx] [-o out_dir] [--json]
+  summary: 'compress the bundled sample (int8, uint8, float16), evaluate each, rewrite with external data',
+  help: `usage: modelsmith demo [model.onnx] [-o out_dir] [--samples N] [--json]
 
 With no model, uses the bundled sample (examples/sample/version-slim-320.onnx, MIT).
 1. inspect: what the model holds;
-2. compression preview: every float32 weight with 2+ dims is quantized and dequantized with the WASM
-   kernels — int8 per output channel (symmetric), 4-bit blockwise (blocks of 32 along each output
-   channel's inputs), float16 and bfloat16 — and the error (SNR, max-abs) is reported
-   next to the size each scheme would take;
-3. convert: the model is rewritten to <out_dir>/model.onnx with weights ≥ 1 KiB in model.onnx.data,
-   re-read, and every tensor compared byte for byte with the original.
-Writing the compressed models themselves is the ONNX compression issue (#3), not this build.
+2. compress: writes <out_dir>/int8.onnx (weight-only int8, per output channel), uint8.onnx
+   (weight-only uint8, per tensor) and float16.onnx, and evaluates each against the original in
+   onnxruntime on N seeded random inputs (cosine, SNR, top-1 agreement of the outputs);
+3. preview: schemes without a writer yet (4-bit blockwise, bfloat16) applied to the weights alone,
+   error in weight space;
+4. convert: rewrites the model to <out_dir>/model.onnx with weights ≥ 1 KiB in model.onnx.data,
+   re-reads it and compares every tensor byte for byte with the original.
 
 options:
-  -o, --output DIR   where the rewritten model goes (default ./modelsmith-demo)
+  -o, --output DIR   where the results go (default ./modelsmith-demo)
+  --samples N        random inputs per evaluation (default 4)
   --json             one JSON report on stdout
 
 examples:
   modelsmith demo
-  modelsmith demo my_model.onnx -o /tmp/demo --json`,
-  options: {},
+  modelsmith demo my_model.onnx -o /tmp/demo --samples 16 --json`,
+  options: { samples: { type: 'string' } },
   async run(positionals, values, out) {
     if (positionals.length > 1) throw new ModelsmithError(ErrorCodes.USAGE, 'demo takes at most one model file');
     const input = positionals[0] ?? SAMPLE_MODEL;
     const outDir = (values.output as string | undefined) ?? 'modelsmith-demo';
+    const samples = values.samples === undefined ? 4 : Number(values.samples);
+    if (!Number.isSafeInteger(samples) || samples < 1) throw new ModelsmithError(ErrorCodes.USAGE, `--samples must be a positive count, got '${String(values.samples)}'`);
     const kernels = await initKernels();
     out.note(`kernels: ${kernels.flavor} WASM`);
+    await mkdir(outDir, { recursive: true });
+    const originalBytes = (await stat(input)).size;
 
     // 1. inspect
     const { model, close } = await openModelFile(input);
@@ -70,81 +95,110 @@ examples:
       out.say('== inspect');
       for (const line of renderInspect(summary)) out.say(line);
 
-      // 2. compression preview
-      const ctx = modelTensorContext(model);
-      const weights: { name: string; shape: number[]; data: Float32Array }[] = [];
-      for (const e of collectTensors(model)) {
-        if (e.kind !== 'initializer' && e.kind !== 'constant') continue;
-        if (e.proto.dataType !== 1 || e.proto.dims.length < 2) continue;
-        const t = await tensorFromProto(e.proto, ctx);
-        weights.push({ name: e.name, shape: t.shape, data: typedView(t) as Float32Array });
+      // 2. compressed variants, each evaluated against the original
+      const variants: Variant[] = [];
+      for (const v of VARIANTS) {
+        out.note(`writing ${v.name} …`);
+        const t0 = performance.now();
+        const fresh = await openModelFile(input);
+        const file = join(outDir, v.file);
+        try {
+          await v.apply(fresh.model);
+          await saveOnnxFile(fresh.model, file, { inputs: [input] });
+        } finally {
+          await fresh.close();
+        }
+        const seconds = (performance.now() - t0) / 1000;
+        variants.push({ name: v.name, file, bytes: (await stat(file)).size, seconds, ...(await outputAgreement(input, file, samples)) });
       }
-      out.note(`previewing compression of ${weights.length} float32 weight tensors`);
-      const schemes = previewSchemes(weights);
-      out.say('', '== compression preview (weights only; outputs are evaluated by `modelsmith eval` in a later release)');
-      out.say(...table([
-        ['  scheme', 'size', 'mean SNR', 'worst tensor (SNR)', 'max |err|'],
-        ...schemes.map((s) => [`  ${s.scheme}`, formatBytes(s.weightBytes), `${s.meanSnrDb.toFixed(1)} dB`, `${s.worst.tensor} (${s.worst.snrDb.toFixed(1)} dB)`, s.maxAbs.toExponential(2)]),
-      ]));
 
-      // 3. convert with external data, verify
-      await mkdir(outDir, { recursive: true });
+      // 3. weight-space preview of schemes that have no writer yet
+      const preview = await previewWeights(model);
+
+      // 4. convert with external data, verify
       const target = join(outDir, 'model.onnx');
       const stats = await saveOnnxFile(model, target, { inputs: [input], externalData: { threshold: 1024 } });
       const verify = await verifyRewrite(model, target);
+
+      out.say('', `== compressed variants (outputs vs the original on ${samples} random inputs, onnxruntime)`);
+      out.say(...table([
+        ['  variant', 'file', 'size', 'min cosine', 'min SNR', 'top-1'],
+        ['  float32 (original)', input.split('/').pop()!, formatBytes(originalBytes), '1', '∞', '100%'],
+        ...variants.map((v) => [
+          `  ${v.name}`, v.file.split('/').pop()!, `${formatBytes(v.bytes)} (${((100 * v.bytes) / originalBytes).toFixed(0)}%)`,
+          v.cosine === null ? 'n/a' : v.cosine.toFixed(6), v.snrDb === null ? 'n/a' : `${v.snrDb.toFixed(1)} dB`, v.top1 === null ? 'n/a' : `${(100 * v.top1).toFixed(2)}%`,
+        ]),
+      ]));
+      for (const v of variants) if (v.note) out.say(`  ${v.name}: ${v.note}`);
+      out.say('', '== preview: weights only (no writer yet)');
+      out.say(...table([
+        ['  scheme', 'weight bytes', 'mean SNR', 'worst tensor (SNR)'],
+        ...preview.map((p) => [`  ${p.scheme}`, formatBytes(p.weightBytes), `${p.meanSnrDb.toFixed(1)} dB`, `${p.worst.tensor} (${p.worst.snrDb.toFixed(1)} dB)`]),
+      ]));
       out.say('', '== convert');
       out.say(`  wrote ${stats.files.join(' + ')}: ${formatBytes(stats.modelBytes)} graph + ${formatBytes(stats.externalBytes)} external (${stats.externalTensors} tensors)`);
       out.say(`  re-read: ${verify.identical}/${verify.total} tensors byte-identical`);
       if (verify.identical !== verify.total) {
         throw new ModelsmithError(ErrorCodes.MALFORMED, `rewrite verification failed: ${verify.total - verify.identical} tensors differ (first: ${verify.firstDifferent})`, { path: target });
       }
-      return { ok: true, verb: 'demo', input, inspect: summary, compressionPreview: schemes, convert: { ...stats, verify } };
+      return { ok: true, verb: 'demo', input, originalBytes, inspect: summary, variants, weightPreview: preview, convert: { ...stats, verify } };
     } finally {
       await close();
     }
   },
 };
 
-function previewSchemes(weights: { name: string; shape: number[]; data: Float32Array }[]): SchemeResult[] {
-  const acc = new Map<string, { bits: number; bytes: number; snrs: { tensor: string; s: ErrorStats }[] }>();
-  const add = (scheme: string, bits: number, bytes: number, tensor: string, s: ErrorStats) => {
-    const a = acc.get(scheme) ?? { bits, bytes: 0, snrs: [] };
+/** Worst output agreement of two models; onnxruntime missing or refusing is reported, not fatal. */
+async function outputAgreement(ref: string, cand: string, samples: number): Promise<Pick<Variant, 'cosine' | 'snrDb' | 'top1' | 'note'>> {
+  try {
+    const r = await evaluate(ref, cand, { samples, seed: 0 });
+    const tops = r.outputs.map((o) => o.top1).filter((t): t is number => t !== null);
+    return {
+      cosine: Math.min(...r.outputs.map((o) => o.cosine)),
+      snrDb: Math.min(...r.outputs.map((o) => o.snrDb)),
+      top1: tops.length ? Math.min(...tops) : null,
+    };
+  } catch (e) {
+    if (!isModelsmithError(e)) throw e;
+    return { cosine: null, snrDb: null, top1: null, note: `not evaluated: ${e.message}` };
+  }
+}
+
+async function previewWeights(model: OnnxModel): Promise<WeightPreview[]> {
+  const ctx = modelTensorContext(model);
+  const acc = new Map<string, { bytes: number; snrs: { tensor: string; s: ErrorStats }[] }>();
+  const add = (scheme: string, bytes: number, tensor: string, s: ErrorStats) => {
+    const a = acc.get(scheme) ?? { bytes: 0, snrs: [] };
     a.bytes += bytes;
     a.snrs.push({ tensor, s });
     acc.set(scheme, a);
   };
-  for (const w of weights) {
-    const n = w.data.length;
-    add('float32 (original)', 32, n * 4, w.name, errorStats(w.data, w.data));
-    // int8, symmetric, one scale per output channel (axis 0 for Conv OIHW and Gemm/MatMul weights as exported).
-    const mm = minMaxAxis(w.data, w.shape, 0);
-    const qp = chooseQuantParamsAxis(mm.min, mm.max, 'int8', true);
-    const p = { scale: qp.scales, zeroPoint: qp.zeroPoints, shape: w.shape, axis: 0 };
-    const q = quantizeLinear(w.data, { ...p, type: 'int8' });
-    add('int8 per-channel', 8, n + qp.scales.length * 4, w.name, errorStats(w.data, dequantizeLinear(q, p)));
+  for (const e of collectTensors(model)) {
+    if ((e.kind !== 'initializer' && e.kind !== 'constant') || e.proto.dataType !== 1 || e.proto.dims.length < 2) continue;
+    const t = await tensorFromProto(e.proto, ctx);
+    const w = typedView(t) as Float32Array;
+    const n = w.length;
+    if (n === 0) continue;
     // 4-bit: blocks of 32 along the input axis of each output channel, as MatMulNBits lays out [N, K].
-    const rows = w.shape[0]!;
+    const rows = t.shape[0]!;
     const K = n / rows;
-    const b = quantizeBlockwise4(w.data, [rows, K], 32, 'int4');
-    add('int4 block 32', 4, Math.ceil(n / 2) + rows * Math.ceil(K / 32) * 4, w.name, errorStats(w.data, dequantizeBlockwise4(b)));
-    add('float16', 16, n * 2, w.name, errorStats(w.data, castF16ToF32(castF32ToF16(w.data))));
-    add('bfloat16', 16, n * 2, w.name, errorStats(w.data, castBf16ToF32(castF32ToBf16(w.data))));
+    const b = quantizeBlockwise4(w, [rows, K], 32, 'int4');
+    add('int4 blockwise (block 32)', Math.ceil(n / 2) + rows * Math.ceil(K / 32) * 4, e.name, errorStats(w, dequantizeBlockwise4(b)));
+    add('bfloat16', n * 2, e.name, errorStats(w, castBf16ToF32(castF32ToBf16(w))));
   }
   return [...acc.entries()].map(([scheme, a]) => {
     const finite = a.snrs.filter((x) => Number.isFinite(x.s.snrDb));
     const worst = a.snrs.reduce((w, x) => (x.s.snrDb < w.s.snrDb ? x : w), a.snrs[0]!);
     return {
       scheme,
-      bitsPerWeight: a.bits,
       weightBytes: a.bytes,
-      worst: { tensor: worst.tensor, snrDb: worst.s.snrDb },
       meanSnrDb: finite.length ? finite.reduce((s, x) => s + x.s.snrDb, 0) / finite.length : Infinity,
-      maxAbs: Math.max(...a.snrs.map((x) => x.s.maxAbs)),
+      worst: { tensor: worst.tensor, snrDb: worst.s.snrDb },
     };
   });
 }
 
-async function verifyRewrite(original: import('../../formats/onnx/read.js').OnnxModel, target: string): Promise<{ total: number; identical: number; firstDifferent?: string }> {
+async function verifyRewrite(original: OnnxModel, target: string): Promise<{ total: number; identical: number; firstDifferent?: string }> {
   const re = await openModelFile(target);
   try {
     const a = collectTensors(original);
