@@ -28,10 +28,25 @@ export const DEFAULT_BLOCKED_OPS: readonly { op: string; why: string }[] = [
   { op: 'QuantizeLinear', why: 'the scale must stay exact: a float16 scale changes the quantized values' },
   { op: 'DequantizeLinear', why: 'output type follows the scale; float16 scales need opset 19 and change results' },
   { op: 'DynamicQuantizeLinear', why: 'float input only; its scale output is float32' },
-  // Subgraph ops: their bodies are not converted (see cast.ts), so they keep float32 interfaces.
-  { op: 'If', why: 'subgraph bodies stay float32' },
-  { op: 'Loop', why: 'subgraph bodies stay float32' },
-  { op: 'Scan', why: 'subgraph bodies stay float32' },
+  // The ONNX type constraints allow tensor(float) (and double) only: a float16 input is an invalid model.
+  { op: 'Celu', why: 'T is tensor(float) only' },
+  { op: 'NonMaxSuppression', why: 'boxes and scores are tensor(float) only' },
+  { op: 'QLinearConv', why: 'x_scale / w_scale / y_scale are tensor(float) only' },
+  { op: 'QLinearMatMul', why: 'scales are tensor(float) only before opset 21' },
+  // Function ops that onnxruntime expands with float32 constants inside (e.g. the epsilon of
+  // MeanVarianceNormalization): a float16 input then clashes with them.
+  { op: 'MeanVarianceNormalization', why: 'expanded with float32 constants; float16 input gives a type clash' },
+  // Sequence / optional ops: the pass tracks tensor element types only, so the tensors that enter or
+  // leave a sequence stay float32 (the sequence's element type is never changed).
+  ...[
+    'SequenceConstruct', 'SequenceInsert', 'SequenceAt', 'SequenceErase', 'SequenceEmpty', 'SequenceLength', 'SequenceMap',
+    'SplitToSequence', 'ConcatFromSequence', 'Optional', 'OptionalGetElement', 'OptionalHasElement',
+  ].map((op) => ({ op, why: 'sequence / optional values keep their float32 element type' })),
+  // Subgraph ops keep float32 interfaces; their bodies are converted inside (see cast.ts). This keeps
+  // then/else output types and loop-carried types consistent without rewriting the signatures.
+  { op: 'If', why: 'float32 interface; the branches are converted inside' },
+  { op: 'Loop', why: 'float32 interface (loop-carried values); the body is converted inside' },
+  { op: 'Scan', why: 'float32 interface (scan state); the body is converted inside' },
 ];
 
 /**

@@ -6,7 +6,8 @@
  * their consumers need; a missing one is made by one Cast (shared by all consumers), always from the
  * value as its producer makes it, so the pass never creates a Cast→Cast chain. Constants (initializers,
  * Constant / ConstantOfShape values) are converted directly, never through a Cast. Weights beyond
- * ±65504 are clamped to ±65504 (not Inf).
+ * ±65504 are clamped to ±65504 (not Inf), and non-zero values below 2^-24 become ±2^-24 rather than 0
+ * (an epsilon or divisor flushed to zero would give Inf/NaN at run time).
  *
  * bfloat16 ("weights-only" mode): onnxruntime CPU has almost no bfloat16 kernels, so computation stays
  * float32; initializers and Constant values of at least BF16_MIN_ELEMENTS elements are stored as
@@ -14,9 +15,17 @@
  * on every runtime that has Cast(bfloat16) (opset ≥ 13; older models are refused).
  *
  * keepIoTypes (default true): graph inputs and outputs stay float32, with Casts at the boundary.
- * Subgraphs (If/Loop/Scan bodies) are not converted: those nodes stay float32 and outer values they
- * read get their float32 representation (references inside the bodies are renamed when needed).
- * value_info entries are updated to the new types (or removed for values that disappear).
+ * Subgraphs (If/Loop/Scan bodies, nested too) are converted the same way, but behind float32
+ * interfaces: the If/Loop/Scan node itself keeps float32 inputs/outputs (so then/else branches and
+ * loop-carried values always agree), and each body casts at its own boundary. A body reads the outer
+ * graph's float initializers and Constant outputs in the target type (so weights stored outside the
+ * body are converted once), and every other outer float value in float32 (references inside the body
+ * are renamed to the right representation when needed).
+ * Element types are inferred per op (rules below, plus value_info); a value whose type cannot be
+ * inferred (e.g. a custom-domain op without value_info) makes the pass refuse the model (E_UNSUPPORTED,
+ * naming the values) rather than guess. value_info entries are updated to the new types (every
+ * original name keeps one representation, so none has to be dropped). Model-local functions and training_info graphs are left unchanged
+ * (calls to local functions are non-ONNX-domain nodes, so they stay float32).
  */
 import { clone, create } from '@bufbuild/protobuf';
 import {
@@ -57,16 +66,18 @@ export interface CastReport {
   elementsConverted: number;
   /** Finite values beyond the target's range, stored as ±max instead of ±Inf. */
   clampedValues: number;
+  /** Non-zero float16 values below 2^-24 stored as ±2^-24 instead of 0 (they would flush to zero). */
+  tinyValuesRaised: number;
   castNodesInserted: number;
   /** Existing Cast(to=FLOAT) nodes retargeted. */
   castNodesPatched: number;
   nodesConverted: number;
-  /** Main-graph nodes kept float32, by op type. */
+  /** Nodes kept float32 (float16 mode; every graph), by op type. Empty in weights-only mode, where all compute is float32. */
   nodesKeptFloat32: Record<string, number>;
-  /** Nodes inside If/Loop/Scan bodies (not converted). */
+  /** How many of those sit inside If/Loop/Scan bodies. */
   subgraphNodesKeptFloat32: number;
+  /** value_info / graph input / output entries whose element type was changed. */
   valueInfoUpdated: number;
-  valueInfoRemoved: number;
   warnings: string[];
 }
 
@@ -82,6 +93,8 @@ const STRING = TensorProto_DataType.STRING;
 /** In weights-only (bfloat16) mode, smaller tensors stay float32: no size gain, only precision loss. */
 export const BF16_MIN_ELEMENTS = 64;
 const F16_MAX = 65504;
+/** Smallest positive float16 (subnormal), 2^-24. */
+const F16_MIN_SUBNORMAL = 2 ** -24;
 const BF16_MAX = 3.3895313892515355e38;
 
 const isDefaultDomain = (d: string): boolean => d === '' || d === 'ai.onnx';
@@ -118,7 +131,7 @@ const BOOL_OPS = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrE
 const INT64_OPS = new Set(['Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin', 'NonMaxSuppression', 'StringLength']);
 
 /** Output element types of a default-domain node, or undefined when no rule applies. */
-function outputTypes(node: NodeProto, typeOf: (name: string) => number | undefined): (number | undefined)[] | undefined {
+function outputTypes(node: NodeProto, typeOf: (name: string) => number | undefined, outerTypes: Map<string, number>): (number | undefined)[] | undefined {
   const n = node.output.length;
   const all = (t: number | undefined): (number | undefined)[] => Array.from({ length: n }, () => t);
   const inT = (i: number): number | undefined => (node.input[i] ? typeOf(node.input[i]!) : undefined);
@@ -149,18 +162,15 @@ function outputTypes(node: NodeProto, typeOf: (name: string) => number | undefin
     case 'MatMulInteger': case 'ConvInteger': return all(INT32);
     case 'QLinearConv': return all(inT(7));
     case 'QLinearMatMul': return all(inT(7));
-    case 'If': {
-      const g = attr(node, 'then_branch')?.g;
-      return g ? node.output.map((_, i) => valueType(g.output[i])) : undefined;
-    }
+    case 'If': return bodyOutputTypes(node, attr(node, 'then_branch')?.g, 0, n, outerTypes);
     case 'Loop': {
-      const g = attr(node, 'body')?.g;
-      return g ? node.output.map((_, i) => valueType(g.output[i + 1])) : undefined;
+      // Loop-carried outputs have the type of their initial value; scan outputs that of the body output.
+      const t = bodyOutputTypes(node, attr(node, 'body')?.g, 1, n, outerTypes);
+      return t?.map((x, i) => x ?? inT(i + 2));
     }
-    case 'Scan': {
-      const g = attr(node, 'body')?.g;
-      return g ? node.output.map((_, i) => valueType(g.output[i])) : undefined;
-    }
+    case 'Scan': return bodyOutputTypes(node, attr(node, 'body')?.g, 0, n, outerTypes);
+    case 'OptionalHasElement': return all(BOOL);
+    case 'SequenceLength': return all(INT64);
     case 'SequenceConstruct': case 'SequenceEmpty': case 'SplitToSequence': case 'SequenceInsert': case 'SequenceErase':
     case 'Optional':
       return all(-1);
@@ -169,6 +179,34 @@ function outputTypes(node: NodeProto, typeOf: (name: string) => number | undefin
   }
   if (op.startsWith('Sequence') || op.startsWith('Optional') || op === 'ConcatFromSequence') return undefined;
   return all(inT(0));
+}
+
+/** `outer` plus the types of a Loop/Scan body's untyped inputs, taken from the node's inputs. */
+function withBodyInputs(node: NodeProto, g: GraphProto, outer: Map<string, number>): Map<string, number> {
+  const m = new Map(outer);
+  const typeOf = (k: number): number | undefined => (node.input[k] ? outer.get(node.input[k]!) : undefined);
+  g.input.forEach((v, i) => {
+    if (valueType(v) !== undefined || !v.name) return;
+    let t: number | undefined;
+    if (node.opType === 'Loop') t = i === 0 ? INT64 : i === 1 ? BOOL : typeOf(i);
+    else if (node.opType === 'Scan') t = typeOf(i);
+    if (t !== undefined) m.set(v.name, t);
+  });
+  return m;
+}
+
+/** Element types of a body's outputs from `first` on: declared, else inferred inside the body. */
+function bodyOutputTypes(node: NodeProto, g: GraphProto | undefined, first: number, n: number, outer: Map<string, number>): (number | undefined)[] | undefined {
+  if (!g) return undefined;
+  let inner: Map<string, number> | undefined;
+  return Array.from({ length: n }, (_, i) => {
+    const o = g.output[i + first];
+    if (!o) return undefined;
+    const t = valueType(o);
+    if (t !== undefined) return t;
+    inner ??= inferTypes(g, withBodyInputs(node, g, outer)).types;
+    return inner.get(o.name);
+  });
 }
 
 interface Types {
@@ -188,7 +226,7 @@ function inferTypes(g: GraphProto, outer: Map<string, number>): Types {
   g.node.forEach((node, i) => {
     const declared = node.output.map((o) => (o ? types.get(o) : -1));
     if (declared.every((t) => t !== undefined)) return;
-    const inferred = isDefaultDomain(node.domain) ? outputTypes(node, (n) => types.get(n)) : undefined;
+    const inferred = isDefaultDomain(node.domain) ? outputTypes(node, (n) => types.get(n), types) : undefined;
     node.output.forEach((o, k) => {
       if (!o || types.has(o)) return;
       const t = inferred?.[k];
@@ -284,8 +322,8 @@ export async function castModel(model: OnnxModel, opts: CastOptions): Promise<{ 
 
   const report: CastReport = {
     to, mode: weightsOnly ? 'weights-only' : 'full', keepIoTypes: keepIoMain,
-    tensorsConverted: 0, elementsConverted: 0, clampedValues: 0, castNodesInserted: 0, castNodesPatched: 0,
-    nodesConverted: 0, nodesKeptFloat32: {}, subgraphNodesKeptFloat32: 0, valueInfoUpdated: 0, valueInfoRemoved: 0, warnings: [],
+    tensorsConverted: 0, elementsConverted: 0, clampedValues: 0, tinyValuesRaised: 0, castNodesInserted: 0, castNodesPatched: 0,
+    nodesConverted: 0, nodesKeptFloat32: {}, subgraphNodesKeptFloat32: 0, valueInfoUpdated: 0, warnings: [],
   };
 
   const ctx = modelTensorContext(model);
@@ -293,15 +331,23 @@ export async function castModel(model: OnnxModel, opts: CastOptions): Promise<{ 
     const max = weightsOnly ? BF16_MAX : F16_MAX;
     let clamped = 0;
     let src = f32;
+    let raised = 0;
     for (let i = 0; i < f32.length; i++) {
       const x = f32[i]!;
-      if (Number.isFinite(x) && Math.abs(x) > max) {
-        if (clamped === 0) src = f32.slice();
+      const ax = Math.abs(x);
+      if (Number.isFinite(x) && ax > max) {
+        if (src === f32) src = f32.slice();
         src[i] = x > 0 ? max : -max;
         clamped++;
+      } else if (!weightsOnly && ax > 0 && ax < F16_MIN_SUBNORMAL) {
+        // Would round to 0: an epsilon or divisor constant that becomes 0 gives Inf/NaN downstream.
+        if (src === f32) src = f32.slice();
+        src[i] = x > 0 ? F16_MIN_SUBNORMAL : -F16_MIN_SUBNORMAL;
+        raised++;
       }
     }
     report.clampedValues += clamped;
+    report.tinyValuesRaised += raised;
     report.tensorsConverted++;
     report.elementsConverted += f32.length;
     const out = weightsOnly ? castF32ToBf16(src) : castF32ToF16(src, { clampFinite: true });
@@ -345,18 +391,17 @@ export async function castModel(model: OnnxModel, opts: CastOptions): Promise<{ 
     }
     const isF = (name: string): boolean => types.get(name) === FLOAT;
     const initByName = new Map(g.initializer.map((t) => [t.name, t] as const));
-    /** How a body of this graph reads outer value `n`. */
     const constOut = new Set<string>();
     for (const n of g.node) if (n.opType === 'Constant' && isDefaultDomain(n.domain) && n.output[0] && isF(n.output[0])) constOut.add(n.output[0]);
+    /** How a body of this graph reads outer value `n`. */
     const bodyRep = (n: string): Rep => (!weightsOnly && (initByName.has(n) || constOut.has(n) || outerTgt.has(n)) ? 'tgt' : 'f32');
-
 
     // Subgraph bodies first: converted with float32 interfaces (their If/Loop/Scan node stays float32);
     // they read this graph's float initializers in the target type, other outer values in float32.
     const innerTgt = new Set(outerTgt);
     if (!weightsOnly) for (const n of [...initByName.keys(), ...constOut]) if (isF(n)) innerTgt.add(n);
     for (const node of g.node) {
-      for (const a of node.attribute) for (const sg of a.g ? [a.g, ...a.graphs] : a.graphs) await convertGraph(sg, types, true, depth + 1, innerTgt);
+      for (const a of node.attribute) for (const sg of a.g ? [a.g, ...a.graphs] : a.graphs) await convertGraph(sg, withBodyInputs(node, sg, types), true, depth + 1, innerTgt);
     }
 
     // Node roles.
@@ -370,7 +415,7 @@ export async function castModel(model: OnnxModel, opts: CastOptions): Promise<{ 
       else if (node.opType === 'Constant' || node.opType === 'ConstantOfShape' || (node.opType === 'Cast' && node.output.every(isF))) r = 'flex';
       else r = 'convert';
       role.set(node, r);
-      if (r === 'block') {
+      if (r === 'block' && !weightsOnly) {
         const label = isDefaultDomain(node.domain) ? node.opType : `${node.domain}.${node.opType}`;
         report.nodesKeptFloat32[label] = (report.nodesKeptFloat32[label] ?? 0) + 1;
         if (depth > 0) report.subgraphNodesKeptFloat32++;
@@ -414,7 +459,8 @@ export async function castModel(model: OnnxModel, opts: CastOptions): Promise<{ 
       if (isF(v.name) && !initByName.has(v.name)) st(v.name).natural = keepIo ? 'f32' : 'tgt';
     }
     if (depth > 0) {
-      // Outer-scope values a body reads: float32 (the outer graph gives them their float32 name).
+      // Outer-scope values a body reads: weights in the target type, the rest float32 (the outer graph
+      // renames the references to the matching representation).
       const free = new Set<string>();
       freeNames(g, free);
       for (const n of free) if (isF(n) && !initByName.has(n)) st(n).natural = outerTgt.has(n) ? 'tgt' : 'f32';
@@ -429,6 +475,9 @@ export async function castModel(model: OnnxModel, opts: CastOptions): Promise<{ 
         else s.natural = s.need.has('tgt') && !weightsOnly ? 'tgt' : 'f32';
       }
     }
+
+    // Anything else still demanded (sparse initializers, …) is float32 as it is; Casts make the rest.
+    for (const [name, s] of state) if (s.natural === undefined && !initByName.has(name) && s.need.size > 0) s.natural = 'f32';
 
     // Which representation keeps the original name.
     const outputNames = new Set(g.output.map((o) => o.name));
@@ -588,22 +637,16 @@ export async function castModel(model: OnnxModel, opts: CastOptions): Promise<{ 
     for (const node of g.node) { nodes.push(node); nodes.push(...(after.get(node) ?? [])); }
     g.node = nodes;
 
-    // value_info: the original name now holds its main representation.
-    const kept: ValueInfoProto[] = [];
-    const defined = new Set<string>();
-    for (const node of g.node) for (const o of node.output) defined.add(o);
-    for (const v of g.input) defined.add(v.name);
+    // value_info: the original name now holds its main representation (initializers: their new type).
+    const initType = new Map(g.initializer.map((t) => [t.name, t.dataType] as const));
     for (const v of g.valueInfo) {
-      if (!defined.has(v.name) && !initByName.has(v.name)) { report.valueInfoRemoved++; continue; }
+      if (!isF(v.name)) continue;
       const s = state.get(v.name);
-      if (s && s.natural !== undefined && isF(v.name)) {
-        const main = outputNames.has(v.name) ? mainRep(v.name, s) : s.names.f32 === v.name ? 'f32' : s.names.tgt === v.name ? 'tgt' : s.natural;
-        if (main === 'tgt' && setElemType(v, TGT)) report.valueInfoUpdated++;
-      }
-      kept.push(v);
+      let main: Rep | undefined;
+      if (initType.has(v.name)) main = initType.get(v.name) === TGT ? 'tgt' : 'f32';
+      else if (s && s.natural !== undefined) main = outputNames.has(v.name) ? mainRep(v.name, s) : s.names.f32 === v.name ? 'f32' : s.names.tgt === v.name ? 'tgt' : s.natural;
+      if (main === 'tgt' && setElemType(v, TGT)) report.valueInfoUpdated++;
     }
-    g.valueInfo = kept;
-
   };
 
   await convertGraph(root, new Map(), keepIoMain, 0, new Set());

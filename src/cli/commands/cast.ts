@@ -1,7 +1,7 @@
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import { castModel, type CastTarget } from '../../compress/cast.js';
 import { DEFAULT_BLOCKED_OPS } from '../../compress/cast-blocklist.js';
-import { openModelFile, saveOnnxFile } from '../../platform/open.js';
+import { externalFiles, openModelFile, saveOnnxFile } from '../../platform/open.js';
 import { formatBytes } from '../output.js';
 import type { Command } from './index.js';
 
@@ -12,10 +12,11 @@ export const castCommand: Command = {
                       [--block-ops A,B] [--json]
 
 --to float16    the whole main graph runs in float16: initializers, Constant values and activations
-                become float16; weights beyond ±65504 are clamped to ±65504 (never Inf). Ops without
+                become float16; weights beyond ±65504 are clamped to ±65504 (never Inf), non-zero
+                weights below 2^-24 become ±2^-24 (never a 0 divisor/epsilon). Ops without
                 safe float16 support (random ops, Range, Quantize/DequantizeLinear, DFT/STFT, window
-                functions, If/Loop/Scan and every non-ONNX-domain op) stay float32 behind one Cast
-                each way. The file is about half the size.
+                functions and every non-ONNX-domain op) stay float32 behind one Cast each way.
+                The file is about half the size.
 --to bfloat16   weights-only: initializers and Constant values of ≥ 64 elements are stored as bfloat16
                 and widened by a Cast right after, so computation stays float32 (onnxruntime's CPU
                 provider has almost no bfloat16 kernels). Needs opset ≥ 13.
@@ -28,8 +29,11 @@ options:
   --block-ops A,B         more op types to keep in float32 (e.g. when an op overflows in float16)
   --json                  one JSON report on stdout
 
-Subgraph bodies (If/Loop/Scan) are not converted; the report counts the nodes left in float32.
-The output is written atomically and the input is never overwritten.
+If/Loop/Scan bodies are converted too, behind float32 interfaces (one Cast each way at the body's
+boundary). A node whose value types cannot be inferred (custom-domain op without value_info) makes
+the command refuse the model with E_UNSUPPORTED, naming the values.
+The output is written atomically and the input is never overwritten. A model whose weights are in
+external data is written with external data too (<out>.data).
 
 examples:
   modelsmith cast model.onnx -o model.fp16.onnx --to float16
@@ -66,14 +70,17 @@ examples:
     try {
       const sizeBefore = model.byteSize;
       out.note(`read ${input} (${formatBytes(sizeBefore)})`);
+      // A model with external data gets external data again (converted tensors are built inline).
+      const hadExternal = externalFiles(model).length > 0;
       const { report } = await castModel(model, { to: to as CastTarget, keepIoTypes, blockOps });
-      const stats = await saveOnnxFile(model, output, { inputs: [input] });
+      const stats = await saveOnnxFile(model, output, { inputs: [input], ...(hadExternal ? { externalData: {} } : {}) });
       const seconds = (performance.now() - t0) / 1000;
       const sizeAfter = stats.modelBytes + stats.externalBytes;
       const kept = Object.entries(report.nodesKeptFloat32).map(([op, n]) => `${op}×${n}`).join(', ');
       out.say(
         `wrote ${stats.files.join(' + ')}: ${formatBytes(sizeBefore)} → ${formatBytes(sizeAfter)} (${report.mode} ${to})`,
-        `  tensors converted: ${report.tensorsConverted} (${report.elementsConverted} values), clamped: ${report.clampedValues}`,
+        `  tensors converted: ${report.tensorsConverted} (${report.elementsConverted} values), clamped: ${report.clampedValues}` +
+          (report.tinyValuesRaised ? `, tiny values kept non-zero: ${report.tinyValuesRaised}` : ''),
         `  nodes converted: ${report.nodesConverted}, kept float32: ${kept || 'none'}`,
         `  Cast nodes inserted: ${report.castNodesInserted}, patched: ${report.castNodesPatched}; ${seconds.toFixed(2)} s`,
         ...report.warnings.map((w) => `  warning: ${w}`),

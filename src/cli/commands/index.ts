@@ -5,6 +5,7 @@ import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { quantizeCommand } from './quantize.js';
+import { castCommand } from './cast.js';
 
 export interface Command {
   name: string;
@@ -20,6 +21,7 @@ export const COMMANDS: Record<string, Command> = {
   [inspectCommand.name]: inspectCommand,
   [convertCommand.name]: convertCommand,
   [quantizeCommand.name]: quantizeCommand,
+  [castCommand.name]: castCommand,
   [evalCommand.name]: evalCommand,
   [demoCommand.name]: demoCommand,
 };
