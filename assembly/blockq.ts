@@ -16,43 +16,14 @@
 // be padded to whole blocks as MatMulNBits wants); pack_nibbles / unpack_nibbles convert to and
 // from ONNX INT4/UINT4 packing (first element in the low nibble).
 import { quantize_range_f32_i8, quantize_range_f32_u8, dequantize_i8_f32, dequantize_u8_f32 } from './quantize';
+import { foldRun, rangeHi, rangeLo, setRange } from './inline/range';
 
 const FLT_MIN: f32 = 1.17549435e-38;
 
-// Range of the current block. Globals, not static memory: the host arena may start right where
-// static data would be placed, so kernels keep no state in linear memory of their own.
-let bLo: f32 = 0;
-let bHi: f32 = 0;
-
-// NaN-skipping min/max of one block, same rules as stats.ts (NaN lanes replaced by the neutral
-// element, then f32.min/f32.max) so the result never depends on the lane order.
+// Range of the current block: NaN-skipping, lane-order independent (see inline/range.ts).
 function blockRange(src: usize, n: i32): void {
-  let lo = f32.POSITIVE_INFINITY;
-  let hi = f32.NEGATIVE_INFINITY;
-  let i = 0;
-  if (ASC_FEATURE_SIMD) {
-    const pinf = f32x4.splat(f32.POSITIVE_INFINITY);
-    const ninf = f32x4.splat(f32.NEGATIVE_INFINITY);
-    let vlo = pinf;
-    let vhi = ninf;
-    for (; i + 4 <= n; i += 4) {
-      const v = v128.load(src + (<usize>i << 2));
-      const ok = f32x4.eq(v, v);
-      vlo = f32x4.min(vlo, v128.bitselect(v, pinf, ok));
-      vhi = f32x4.max(vhi, v128.bitselect(v, ninf, ok));
-    }
-    lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
-    hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
-  }
-  for (; i < n; i++) {
-    const x = load<f32>(src + (<usize>i << 2));
-    if (x == x) {
-      lo = min(lo, x);
-      hi = max(hi, x);
-    }
-  }
-  bLo = lo;
-  bHi = hi;
+  setRange(f32.POSITIVE_INFINITY, f32.NEGATIVE_INFINITY);
+  foldRun(src, n);
 }
 
 export function q4_quantize_f32(src: usize, rows: i32, K: i32, B: i32, mode: i32, scales: usize, zps: usize, codes: usize, codeStride: i32): void {
@@ -66,8 +37,8 @@ export function q4_quantize_f32(src: usize, rows: i32, K: i32, B: i32, mode: i32
       const k0 = b * B;
       const len = min(B, K - k0);
       blockRange(row + (<usize>k0 << 2), len);
-      let lo = bLo;
-      let hi = bHi;
+      let lo = rangeLo();
+      let hi = rangeHi();
       if (lo > hi) { lo = 0; hi = 0; } // block is all NaN
       let s: f32;
       if (mode == 2) {

@@ -7,41 +7,7 @@
 // whatever the lane order, so SIMD, scalar and the TypeScript reference (Math.min/Math.max) agree
 // bit for bit.
 
-// Running extremes for foldRun; module globals because a wasm function returns one value.
-let gLo: f32 = 0;
-let gHi: f32 = 0;
-
-// Fold `n` floats at `src` into gLo/gHi.
-function foldRun(src: usize, n: i32): void {
-  let lo = gLo;
-  let hi = gHi;
-  let i = 0;
-  if (ASC_FEATURE_SIMD) {
-    if (n >= 8) {
-      const pinf = f32x4.splat(f32.POSITIVE_INFINITY);
-      const ninf = f32x4.splat(f32.NEGATIVE_INFINITY);
-      let vlo = f32x4.splat(lo);
-      let vhi = f32x4.splat(hi);
-      for (; i + 4 <= n; i += 4) {
-        const v = v128.load(src + (<usize>i << 2));
-        const ok = f32x4.eq(v, v); // false in NaN lanes
-        vlo = f32x4.min(vlo, v128.bitselect(v, pinf, ok));
-        vhi = f32x4.max(vhi, v128.bitselect(v, ninf, ok));
-      }
-      lo = min(min(f32x4.extract_lane(vlo, 0), f32x4.extract_lane(vlo, 1)), min(f32x4.extract_lane(vlo, 2), f32x4.extract_lane(vlo, 3)));
-      hi = max(max(f32x4.extract_lane(vhi, 0), f32x4.extract_lane(vhi, 1)), max(f32x4.extract_lane(vhi, 2), f32x4.extract_lane(vhi, 3)));
-    }
-  }
-  for (; i < n; i++) {
-    const x = load<f32>(src + (<usize>i << 2));
-    if (x == x) {
-      lo = min(lo, x);
-      hi = max(hi, x);
-    }
-  }
-  gLo = lo;
-  gHi = hi;
-}
+import { foldRun, rangeHi, rangeLo, setRange } from './inline/range';
 
 // Element-wise fold of `n` floats into the accumulator arrays lo[n] / hi[n] (channels are the
 // innermost axis, so consecutive elements belong to consecutive channels).
@@ -70,23 +36,21 @@ function foldVec(src: usize, n: i32, lo: usize, hi: usize): void {
 
 // out[0] = min, out[1] = max of src[0..n), NaN for both when no non-NaN value exists.
 export function minmax_f32(src: usize, n: i32, out: usize): void {
-  gLo = f32.POSITIVE_INFINITY;
-  gHi = f32.NEGATIVE_INFINITY;
+  setRange(f32.POSITIVE_INFINITY, f32.NEGATIVE_INFINITY);
   foldRun(src, n);
   // lo > hi only when nothing was folded (any value x gives lo <= x <= hi).
-  const none = gLo > gHi;
-  store<f32>(out, none ? f32.NaN : gLo);
-  store<f32>(out + 4, none ? f32.NaN : gHi);
+  const none = rangeLo() > rangeHi();
+  store<f32>(out, none ? f32.NaN : rangeLo());
+  store<f32>(out + 4, none ? f32.NaN : rangeHi());
 }
 
 // Accumulating form for windowed inputs: acc[0] = min(acc[0], ...), acc[1] = max(acc[1], ...).
 // The host starts with acc = [+Inf, -Inf] and maps lo > hi to "no data" at the end.
 export function minmax_acc_f32(src: usize, n: i32, acc: usize): void {
-  gLo = load<f32>(acc);
-  gHi = load<f32>(acc, 4);
+  setRange(load<f32>(acc), load<f32>(acc, 4));
   foldRun(src, n);
-  store<f32>(acc, gLo);
-  store<f32>(acc, gHi, 4);
+  store<f32>(acc, rangeLo());
+  store<f32>(acc, rangeHi(), 4);
 }
 
 // Per-channel accumulating min/max. The tensor is viewed as [outer, C, inner]; `src` holds `n`
@@ -109,11 +73,10 @@ export function minmax_axis_f32(src: usize, n: i32, C: i32, inner: i32, c0: i32,
   while (p < n) {
     const run = min(inner - i, n - p);
     const o = <usize>c << 2;
-    gLo = load<f32>(lo + o);
-    gHi = load<f32>(hi + o);
+    setRange(load<f32>(lo + o), load<f32>(hi + o));
     foldRun(src + (<usize>p << 2), run);
-    store<f32>(lo + o, gLo);
-    store<f32>(hi + o, gHi);
+    store<f32>(lo + o, rangeLo());
+    store<f32>(hi + o, rangeHi());
     p += run;
     i = 0;
     if (++c == C) c = 0;

@@ -94,3 +94,12 @@ export function runPython(script: string, args: string[], input?: Uint8Array): U
   });
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
+
+const scratchF = new Float32Array(1);
+const scratchU = new Uint32Array(scratchF.buffer);
+/** float32 bit pattern with every NaN mapped to one value (wasm does not fix NaN payloads). */
+export function f32Bits(x: number): number {
+  if (x !== x) return 0x7fc00000;
+  scratchF[0] = x;
+  return scratchU[0]!;
+}

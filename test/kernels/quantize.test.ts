@@ -8,7 +8,7 @@ import type { Kernels } from '../../src/kernels/loader.js';
 import * as wasm from '../../src/kernels/quantize.js';
 import * as ref from '../../src/kernels/reference/quantize.js';
 import { setWindowBytes } from '../../src/kernels/window.js';
-import { FLAVORS, LENGTHS, randomF32, rng, runPython } from './helpers.js';
+import { FLAVORS, LENGTHS, f32Bits as bits, randomF32, rng, runPython } from './helpers.js';
 
 const GEN = fileURLToPath(new URL('./gen/quantize_expected.py', import.meta.url));
 const KERR = expect.objectContaining({ code: 'E_KERNEL_ARG' });
@@ -17,14 +17,6 @@ beforeAll(async () => {
   for (const f of FLAVORS) K[f] = await initKernels({ flavor: f });
 });
 
-const scratchF = new Float32Array(1);
-const scratchU = new Uint32Array(scratchF.buffer);
-/** float32 bits, NaN canonicalised (wasm does not fix NaN payloads). */
-function bits(x: number): number {
-  if (x !== x) return 0x7fc00000;
-  scratchF[0] = x;
-  return scratchU[0]!;
-}
 /** Index of the first difference (bitwise for floats), -1 if equal, -2 on a length mismatch. */
 function diff(a: ArrayLike<number>, b: ArrayLike<number>, skip?: (i: number) => boolean): number {
   if (a.length !== b.length) return -2;

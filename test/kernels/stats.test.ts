@@ -3,21 +3,13 @@ import { initKernels } from '../../src/kernels/loader.js';
 import type { Kernels } from '../../src/kernels/loader.js';
 import * as wasm from '../../src/kernels/stats.js';
 import * as ref from '../../src/kernels/reference/stats.js';
-import { FLAVORS, LENGTHS, randomF32, rng } from './helpers.js';
+import { FLAVORS, LENGTHS, f32Bits as bits, randomF32, rng } from './helpers.js';
 
 const K: Record<string, Kernels> = {};
 beforeAll(async () => {
   for (const f of FLAVORS) K[f] = await initKernels({ flavor: f });
 });
 
-/** Bit pattern, with every NaN mapped to one value (wasm does not fix NaN payloads). */
-const scratchF = new Float32Array(1);
-const scratchU = new Uint32Array(scratchF.buffer);
-function bits(x: number): number {
-  if (x !== x) return 0x7fc00000;
-  scratchF[0] = x;
-  return scratchU[0]!;
-}
 function sameMinMax(a: ref.MinMax, b: ref.MinMax): boolean {
   return bits(a.min) === bits(b.min) && bits(a.max) === bits(b.max) && bits(a.absmax) === bits(b.absmax);
 }
