@@ -12,7 +12,6 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 const VERBS_PLANNED: Record<string, string> = {
-  prune: 'ONNX compression issue (#3)',
   distill: 'learning-in-WASM issue (#8)',
 };
 

@@ -91,7 +91,7 @@ describe('modelsmith CLI (built bin)', () => {
     expect(u.stderr).toContain('E_USAGE');
     const bad = await cli(['inspect', SAMPLE, '--frobnicate']);
     expect(bad.code).toBe(2);
-    const q = await cli(['prune', SAMPLE]);
+    const q = await cli(['distill', SAMPLE]);
     expect(q.code).toBe(1);
     expect(q.stderr).toContain('E_UNSUPPORTED');
   });

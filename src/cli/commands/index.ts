@@ -6,6 +6,7 @@ import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { quantizeCommand } from './quantize.js';
 import { castCommand } from './cast.js';
+import { pruneCommand } from './prune.js';
 
 export interface Command {
   name: string;
@@ -22,6 +23,7 @@ export const COMMANDS: Record<string, Command> = {
   [convertCommand.name]: convertCommand,
   [quantizeCommand.name]: quantizeCommand,
   [castCommand.name]: castCommand,
+  [pruneCommand.name]: pruneCommand,
   [evalCommand.name]: evalCommand,
   [demoCommand.name]: demoCommand,
 };

@@ -1,0 +1,142 @@
+import { stat } from 'node:fs/promises';
+import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
+import { openModelFile, saveOnnxFile } from '../../platform/open.js';
+import { pruneWeights, type PruneMethod, type PruneWeightsOptions } from '../../compress/prune.js';
+import { WEIGHT_OPS } from '../../compress/quantize/registry.js';
+import { formatBytes, table } from '../output.js';
+import type { Command } from './index.js';
+
+const METHODS = ['magnitude', 'global', 'nm', 'channel'] as const;
+
+export const pruneCommand: Command = {
+  name: 'prune',
+  summary: 'unstructured pruning: magnitude (per layer or global) or N:M (2:4), values zeroed in place',
+  help: `usage: modelsmith prune <in.onnx> -o <out.onnx> --sparsity S [--method magnitude|global|nm]
+                       [--nm N:M] [--include-1d] [--exclude NAME|OpType,...] [--json]
+
+Unstructured pruning of the float32 / float16 weights of MatMul (B), Gemm (B), Conv (W),
+ConvTranspose (W) and Gather (embedding table), incl. weights held in Constant nodes and in If/Loop
+bodies. Pruned elements become +0 in place: same tensors, dtypes, shapes and graph, so anything that
+ran the original runs the result. Storage stays dense, so the file does NOT get smaller by itself;
+the zeros pay off with a sparse runtime or a general-purpose compressor (zip, gzip) on the file.
+
+methods:
+  magnitude   (default) in every weight, exactly round(S × elements) of the smallest |w| are zeroed
+  global      one threshold over all prunable weights: exactly round(S × all elements) smallest |w|
+              are zeroed overall, so layers with small weights lose more
+  nm          N:M along the input axis (Conv: input channels, MatMul B [K,N]: K, Gemm B: K, or
+              axis 1 with transB): in every group of M consecutive weights N stay (default 2:4);
+              weights whose input axis is not a multiple of M, and Gather tables, are skipped
+  channel     structured channel pruning: not implemented yet (E_UNSUPPORTED, issue #3)
+
+options:
+  -o, --output PATH     output file (or give it as the second argument); never overwrites the input
+  --sparsity S          fraction of weights to zero, 0..1 (required for magnitude and global; with nm
+                        it may be omitted and must otherwise equal 1 - N/M)
+  --method M            magnitude (default), global or nm (--nm alone implies nm)
+  --nm N:M              N kept out of every M for --method nm (default 2:4)
+  --include-1d          also prune 1-D weights (skipped by default; biases and normalization
+                        parameters are not weight inputs and are never pruned)
+  --exclude LIST        comma-separated weight names, node names or op types to leave alone
+                        (an item equal to a supported op type — ${[...WEIGHT_OPS.keys()].join(', ')} — is an op type)
+  --json                one JSON report on stdout (per-tensor zeros before/after and sparsity, totals,
+                        skipped weights with the reason, file sizes, time)
+
+examples:
+  modelsmith prune model.onnx -o model.p50.onnx --sparsity 0.5
+  modelsmith prune model.onnx -o model.g70.onnx --sparsity 0.7 --method global --exclude Gather
+  modelsmith prune model.onnx -o model.24.onnx --method nm --nm 2:4 --json`,
+  options: {
+    sparsity: { type: 'string' },
+    method: { type: 'string' },
+    nm: { type: 'string' },
+    'include-1d': { type: 'boolean' },
+    exclude: { type: 'string' },
+  },
+  async run(positionals, values, out) {
+    const input = positionals[0];
+    const output = (values.output as string | undefined) ?? positionals[1];
+    if (!input || !output || positionals.length > (values.output ? 1 : 2)) {
+      throw new ModelsmithError(ErrorCodes.USAGE, 'prune needs one input and one output (modelsmith prune in.onnx -o out.onnx --sparsity 0.5)');
+    }
+    const nmArg = values.nm as string | undefined;
+    const method = (values.method as string | undefined) ?? (nmArg !== undefined ? 'nm' : 'magnitude');
+    if (!(METHODS as readonly string[]).includes(method)) {
+      throw new ModelsmithError(ErrorCodes.USAGE, `--method must be one of ${METHODS.join(', ')}, got '${method}'`);
+    }
+    if (method === 'channel') {
+      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, 'structured channel pruning is not implemented yet (issue #3)');
+    }
+    const opts: PruneWeightsOptions = { method: method as PruneMethod };
+    if (nmArg !== undefined) {
+      if (method !== 'nm') throw new ModelsmithError(ErrorCodes.USAGE, `--nm only applies to --method nm, not ${method}`);
+      const mt = /^(\d{1,6}):(\d{1,6})$/.exec(nmArg.trim());
+      const n = mt ? Number(mt[1]) : NaN;
+      const m = mt ? Number(mt[2]) : NaN;
+      if (!mt || m < 1 || n > m) {
+        throw new ModelsmithError(ErrorCodes.USAGE, `--nm must be N:M with integers 0 <= N <= M, M >= 1 (e.g. 2:4), got '${nmArg}'`);
+      }
+      opts.n = n;
+      opts.m = m;
+    }
+    if (values.sparsity !== undefined) {
+      const s = String(values.sparsity).trim();
+      const v = s === '' ? NaN : Number(s);
+      if (!Number.isFinite(v) || v < 0 || v > 1) {
+        throw new ModelsmithError(ErrorCodes.USAGE, `--sparsity must be a number in [0, 1], got '${String(values.sparsity)}'`);
+      }
+      opts.sparsity = v;
+    } else if (method !== 'nm') {
+      throw new ModelsmithError(ErrorCodes.USAGE, `--method ${method} needs --sparsity S (0..1)`);
+    }
+    if (values['include-1d']) opts.includeOneDim = true;
+    if (values.exclude !== undefined) opts.exclude = parseExclude(values.exclude as string);
+    if (!output.toLowerCase().endsWith('.onnx')) {
+      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `writing '${output}' is not supported yet: this build writes ONNX (.onnx) only`, { path: output });
+    }
+
+    const t0 = performance.now();
+    const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
+    const { model, close } = await openModelFile(input);
+    try {
+      out.note(`read ${input} (${formatBytes(model.byteSize)})`);
+      const { report } = await pruneWeights(model, opts);
+      const stats = await saveOnnxFile(model, output, { inputs: [input] });
+      const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
+      const seconds = (performance.now() - t0) / 1000;
+      const ratio = inputBytes > 0 ? outputBytes / inputBytes : 1;
+      const t = report.totals;
+      const how = method === 'nm' ? `${report.options.n}:${report.options.m} along the input axis` : `${method}, target sparsity ${report.options.sparsity}`;
+      out.say(`pruned ${t.tensors} weight(s) (${how}), skipped ${report.skipped.length}`);
+      out.say(`zeros: ${t.zerosBefore} → ${t.zerosAfter} of ${t.numel} weights (sparsity ${(t.sparsity * 100).toFixed(2)}%)`);
+      out.say(`file: ${formatBytes(inputBytes)} → ${formatBytes(outputBytes)} (${(ratio * 100).toFixed(1)}%; dense storage, zeros are not removed) in ${seconds.toFixed(2)} s → ${stats.files.join(' + ')}`);
+      if (report.pruned.length) {
+        const rows = [['weight', 'op', 'shape', 'zeros before', 'zeros after', 'sparsity']];
+        for (const p of report.pruned) {
+          rows.push([p.name, p.op, `[${p.shape.join(',')}]`, String(p.zerosBefore), String(p.zerosAfter), `${(p.sparsity * 100).toFixed(2)}%`]);
+        }
+        out.say(...table(rows));
+      }
+      if (report.skipped.length) {
+        out.say('skipped:', ...report.skipped.map((s) => `  ${s.name} (${s.op}): ${s.reason}`));
+      }
+      return {
+        ok: true, verb: 'prune', method, input, output, files: stats.files,
+        inputBytes, outputBytes, ratio, seconds,
+        ...report,
+      };
+    } finally {
+      await close();
+    }
+  },
+};
+
+function parseExclude(s: string): { names: string[]; opTypes: string[] } {
+  const names: string[] = [];
+  const opTypes: string[] = [];
+  for (const item of s.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    if (WEIGHT_OPS.has(item)) opTypes.push(item);
+    else names.push(item);
+  }
+  return { names, opTypes };
+}
