@@ -2,6 +2,8 @@ import { stat } from 'node:fs/promises';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import { openModelFile, saveOnnxFile } from '../../platform/open.js';
 import { quantizeWeights, type QuantizeWeightsOptions } from '../../compress/quantize/weight.js';
+import { quantizeInt4 } from '../../compress/quantize/int4.js';
+import { quantizeDynamic } from '../../compress/quantize/dynamic.js';
 import { WEIGHT_OPS } from '../../compress/quantize/registry.js';
 import { formatSizeReport } from '../../compress/report.js';
 import { formatBytes, table } from '../output.js';
@@ -12,8 +14,9 @@ const METHODS = ['weight', 'dynamic', 'int4'] as const;
 export const quantizeCommand: Command = {
   name: 'quantize',
   summary: 'quantize weights to int8/uint8 (weight-only QDQ: quantized initializer → DequantizeLinear)',
-  help: `usage: modelsmith quantize <in.onnx> -o <out.onnx> [--method weight] [--dtype int8|uint8]
-                          [--per-channel] [--symmetric] [--exclude NAME|OpType,...] [--min-elements N] [--json]
+  help: `usage: modelsmith quantize <in.onnx> -o <out.onnx> [--method weight|dynamic|int4] [--dtype int8|uint8]
+                          [--per-channel] [--symmetric] [--exclude NAME|OpType,...] [--min-elements N]
+                          [--block-size N] [--asymmetric] [--reduce-range] [--json]
 
 Weight-only quantization: every float32 weight of MatMul (B), Gemm (B), Conv (W), ConvTranspose (W)
 and Gather (embedding table) with at least 2 dimensions is stored as int8/uint8 plus a scale and a
@@ -24,7 +27,16 @@ bodies, are included. Zero is always exactly representable.
 
 options:
   -o, --output PATH     output file (or give it as the second argument); never overwrites the input
-  --method M            weight (default); dynamic and int4 are not implemented yet (E_UNSUPPORTED)
+  --method M            weight (default); int4: every MatMul with a float32 2-D constant weight becomes
+                        com.microsoft MatMulNBits (4-bit blocks along K, symmetric unless --asymmetric;
+                        runs in onnxruntime); dynamic: every MatMul / Conv with a float32 constant
+                        weight becomes DynamicQuantizeLinear(A) → MatMulInteger / ConvInteger(A_q,
+                        int8 W) → Cast → Mul (→ Add bias), as onnxruntime's quantize_dynamic (needs
+                        opset >= 11; --per-channel: one weight scale per output channel). --exclude
+                        takes weight or node names for both, and MatMul / Conv for dynamic
+  --block-size N        int4 only: values per block, a power of two in 16..256 (default 32)
+  --asymmetric          int4 only: per-block zero points instead of the symmetric default
+  --reduce-range        dynamic only: 7-bit weights (codes in [-63, 63]), like quantize_dynamic's reduce_range
   --dtype T             int8 (default) or uint8
   --per-channel         one scale per output channel (needs opset >= 13; older models fall back to
                         per tensor with a warning, the opset is not raised)
@@ -40,7 +52,9 @@ weight its scheme and weight-space error (max-abs, SNR); skipped weights are lis
 examples:
   modelsmith quantize model.onnx -o model.int8.onnx --per-channel --symmetric
   modelsmith quantize model.onnx -o model.u8.onnx --dtype uint8
-  modelsmith quantize model.onnx -o model.q.onnx --per-channel --exclude Gather,head.weight --json`,
+  modelsmith quantize model.onnx -o model.q.onnx --per-channel --exclude Gather,head.weight --json
+  modelsmith quantize model.onnx -o model.q4.onnx --method int4 --block-size 32
+  modelsmith quantize model.onnx -o model.dyn.onnx --method dynamic --reduce-range`,
   options: {
     method: { type: 'string' },
     dtype: { type: 'string' },
@@ -48,6 +62,9 @@ examples:
     symmetric: { type: 'boolean' },
     exclude: { type: 'string' },
     'min-elements': { type: 'string' },
+    'block-size': { type: 'string' },
+    asymmetric: { type: 'boolean' },
+    'reduce-range': { type: 'boolean' },
   },
   async run(positionals, values, out) {
     const input = positionals[0];
@@ -59,8 +76,9 @@ examples:
     if (!(METHODS as readonly string[]).includes(method)) {
       throw new ModelsmithError(ErrorCodes.USAGE, `--method must be one of ${METHODS.join(', ')}, got '${method}'`);
     }
-    if (method !== 'weight') {
-      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `--method ${method} is not implemented yet (issue #3); use --method weight`);
+    if (method === 'int4' || method === 'dynamic') return runMethod(method, input, output, values, out);
+    for (const k of ['block-size', 'asymmetric', 'reduce-range']) {
+      if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} does not apply to --method weight`);
     }
     const dtype = (values.dtype as string | undefined) ?? 'int8';
     if (dtype !== 'int8' && dtype !== 'uint8') {
@@ -119,6 +137,66 @@ examples:
     }
   },
 };
+
+async function runMethod(method: 'int4' | 'dynamic', input: string, output: string, values: Record<string, unknown>, out: Parameters<Command['run']>[2]): Promise<Record<string, unknown>> {
+  const foreign = method === 'int4' ? ['dtype', 'per-channel', 'symmetric', 'min-elements', 'reduce-range'] : ['dtype', 'symmetric', 'block-size', 'asymmetric'];
+  for (const k of foreign) {
+    if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} does not apply to --method ${method}`);
+  }
+  let blockSize = 32;
+  if (values['block-size'] !== undefined) {
+    blockSize = Number(values['block-size']);
+    if (!Number.isInteger(blockSize) || blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0) {
+      throw new ModelsmithError(ErrorCodes.USAGE, `--block-size must be a power of two in 16..256, got '${String(values['block-size'])}'`);
+    }
+  }
+  let minElements: number | undefined;
+  if (values['min-elements'] !== undefined) {
+    minElements = Number(values['min-elements']);
+    if (!Number.isSafeInteger(minElements) || minElements < 1) {
+      throw new ModelsmithError(ErrorCodes.USAGE, `--min-elements must be a positive integer, got '${String(values['min-elements'])}'`);
+    }
+  }
+  if (!output.toLowerCase().endsWith('.onnx')) {
+    throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `writing '${output}' is not supported yet: this build writes ONNX (.onnx) only`, { path: output });
+  }
+  const symmetric = !values.asymmetric;
+  const reduceRange = Boolean(values['reduce-range']);
+  const ex = values.exclude !== undefined ? parseExclude(values.exclude as string) : undefined;
+  const exclude = ex ? { names: ex.names } : undefined;
+  const opTypes = (['MatMul', 'Conv'] as const).filter((t) => !ex?.opTypes.includes(t));
+  const t0 = performance.now();
+  const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
+  const { model, close } = await openModelFile(input);
+  try {
+    out.note(`read ${input} (${formatBytes(model.byteSize)})`);
+    const { report } = method === 'int4'
+      ? await quantizeInt4(model, { blockSize, symmetric, ...(exclude ? { exclude } : {}) })
+      : await quantizeDynamic(model, { reduceRange, perChannel: Boolean(values['per-channel']), opTypes, ...(exclude ? { exclude } : {}), ...(minElements !== undefined ? { minElements } : {}) });
+    const stats = await saveOnnxFile(model, output, { inputs: [input] });
+    const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
+    const seconds = (performance.now() - t0) / 1000;
+    const ratio = inputBytes > 0 ? outputBytes / inputBytes : 1;
+    const scheme = method === 'int4'
+      ? `4-bit MatMulNBits (block ${blockSize}, ${symmetric ? 'symmetric' : 'asymmetric'})`
+      : `dynamic int8 ${values['per-channel'] ? 'per-channel' : 'per-tensor'} (DynamicQuantizeLinear + MatMulInteger/ConvInteger${reduceRange ? ', 7-bit weights' : ''})`;
+    out.say(`quantized ${report.quantized.length} ${method === 'int4' ? 'MatMul' : 'MatMul/Conv'} weight(s) to ${scheme}, skipped ${report.skipped.length}`);
+    out.say(`file: ${formatBytes(inputBytes)} → ${formatBytes(outputBytes)} (${(ratio * 100).toFixed(1)}%) in ${seconds.toFixed(2)} s → ${stats.files.join(' + ')}`);
+    out.say('tensor bytes by dtype:', ...formatSizeReport(report.size, formatBytes));
+    if (report.quantized.length) {
+      const rows = [['weight', 'nodes', 'shape', 'max-abs err', 'SNR dB']];
+      for (const q of report.quantized) {
+        rows.push([q.name, q.nodes.join(','), `[${q.shape.join(',')}]`, q.maxAbs.toExponential(2), Number.isFinite(q.snrDb) ? q.snrDb.toFixed(1) : String(q.snrDb)]);
+      }
+      out.say(...table(rows));
+    }
+    if (report.skipped.length) out.say('skipped:', ...report.skipped.map((s) => `  ${s.name} (${s.node}): ${s.reason}`));
+    for (const d of report.diagnostics) out.note(`${d.level}: ${d.message}`);
+    return { ok: true, verb: 'quantize', method, input, output, files: stats.files, inputBytes, outputBytes, ratio, seconds, ...report };
+  } finally {
+    await close();
+  }
+}
 
 function parseExclude(s: string): { names: string[]; opTypes: string[] } {
   const names: string[] = [];

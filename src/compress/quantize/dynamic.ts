@@ -1,0 +1,297 @@
+/**
+ * Dynamic int8 quantization of MatMul and Conv, the way onnxruntime.quantization.quantize_dynamic
+ * writes it: the weight is stored as int8 (symmetric, zero point 0) and the activation is quantized
+ * at run time:
+ *
+ *   A ─► DynamicQuantizeLinear ─► A_q (uint8), A_scale, A_zp
+ *   MatMulInteger(A_q, W_q, A_zp, W_zp) ─► int32 ─► Cast(to=FLOAT) ─► Mul(·, A_scale * W_scale) ─► Y
+ *   ConvInteger(A_q, W_q, A_zp, W_zp)   ─► int32 ─► Cast(to=FLOAT) ─► Mul(·, A_scale * W_scale) ─► Add(bias) ─► Y
+ *
+ * (A_scale * W_scale is one Mul.) The output keeps the node's name; Conv attributes are copied to
+ * ConvInteger, the bias is added after the rescale (reshaped to [M, 1, …] to broadcast over the
+ * spatial axes). A float32 activation read by several nodes of the same graph is quantized once.
+ * `perChannel` gives one scale per output channel (MatMul: per column of B, scale shape [N]; Conv:
+ * per output channel, shape [M, 1, …]); the integer op still sees one zero point (0), which is what
+ * onnxruntime's ConvInteger requires, and the per-channel scale is applied in the rescale Mul.
+ * `reduceRange` limits the weight codes to 7 bits (scale = absmax / 63, codes in [-63, 63]) for CPUs
+ * whose u8×s8 dot products saturate. Needs ai.onnx opset ≥ 11 (DynamicQuantizeLinear); older models
+ * are left alone with a diagnostic (the opset is not raised). The float weight is removed when
+ * nothing else reads it.
+ */
+import { create } from '@bufbuild/protobuf';
+import { NodeProtoSchema, TensorProtoSchema, type GraphProto, type NodeProto, type TensorProto } from 'onnx-buf';
+import { typedView } from '../../core/tensor.js';
+import type { Diagnostic } from '../../core/errors.js';
+import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
+import type { OnnxModel } from '../../formats/onnx/read.js';
+import { modelTensorContext, tensorDType, tensorFromProto, tensorShape } from '../../formats/onnx/tensor.js';
+import { initKernels } from '../../kernels/loader.js';
+import { dequantizeLinear, quantizeLinear } from '../../kernels/quantize.js';
+import { minMax, minMaxAxis } from '../../kernels/stats.js';
+import { errorStats } from '../../eval/metrics.js';
+import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
+import { isDefaultDomain } from './registry.js';
+import { GraphEdits, bytesOf, intAttr, raiseIr, readCounts, resolveConst, uniqueNamer, walkNodes, type ConstRef } from './int4.js';
+
+export interface QuantizeDynamicOptions {
+  /** 7-bit weights (codes in [-63, 63]) as onnxruntime's reduce_range. Default false. */
+  reduceRange?: boolean;
+  /** One weight scale per output channel (default false: one per tensor, as quantize_dynamic). */
+  perChannel?: boolean;
+  /** Op types to rewrite (default both): 'MatMul', 'Conv'. */
+  opTypes?: ('MatMul' | 'Conv')[];
+  /** Leave MatMuls alone by weight name or node name. */
+  exclude?: { names?: string[] };
+  /** Skip weights with fewer elements than this (default 16). */
+  minElements?: number;
+}
+
+export interface DynamicTensor {
+  name: string;
+  nodes: string[];
+  scope: string;
+  kind: 'initializer' | 'constant';
+  op: 'MatMul' | 'Conv';
+  shape: number[];
+  scheme: 'per-channel' | 'per-tensor';
+  /** The scale (per tensor) or the largest scale (per channel). */
+  scale: number;
+  reduceRange: boolean;
+  bytesBefore: number;
+  bytesAfter: number;
+  maxAbs: number;
+  meanAbs: number;
+  snrDb: number;
+  cosine: number;
+}
+
+export interface DynamicSkipped {
+  name: string;
+  node: string;
+  scope: string;
+  reason: string;
+}
+
+export interface QuantizeDynamicReport {
+  options: { reduceRange: boolean; perChannel: boolean; minElements: number; opTypes: string[] };
+  quantized: DynamicTensor[];
+  skipped: DynamicSkipped[];
+  size: SizeReport;
+  diagnostics: Diagnostic[];
+}
+
+interface Use {
+  node: NodeProto;
+  label: string;
+  graph: GraphProto;
+  /** Conv bias, when given and constant. */
+  bias?: ConstRef;
+}
+
+interface Candidate {
+  name: string;
+  op: 'MatMul' | 'Conv';
+  ref: ConstRef;
+  uses: Use[];
+}
+
+const FLOAT = 1;
+const INT8 = 3;
+
+/** Rewrite MatMuls with constant float32 weights to dynamic int8, in place (the same object is returned). */
+export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOptions = {}): Promise<{ model: OnnxModel; report: QuantizeDynamicReport }> {
+  const minElements = opts.minElements ?? 16;
+  if (!Number.isSafeInteger(minElements) || minElements < 1) {
+    throw new ModelsmithError(ErrorCodes.USAGE, `minElements must be a positive integer, got ${String(opts.minElements)}`);
+  }
+  const reduceRange = Boolean(opts.reduceRange);
+  const perChannel = Boolean(opts.perChannel);
+  const opTypes = opts.opTypes ?? ['MatMul', 'Conv'];
+  for (const t of opTypes) if (t !== 'MatMul' && t !== 'Conv') throw new ModelsmithError(ErrorCodes.USAGE, `dynamic quantization handles MatMul and Conv, not '${String(t)}'`);
+  await initKernels();
+  const proto = model.proto;
+  const before = tensorBytes(model);
+  const diagnostics: Diagnostic[] = [];
+  const quantized: DynamicTensor[] = [];
+  const skipped: DynamicSkipped[] = [];
+  const exNames = new Set(opts.exclude?.names ?? []);
+  const finish = (): { model: OnnxModel; report: QuantizeDynamicReport } => ({
+    model,
+    report: { options: { reduceRange, perChannel, minElements, opTypes: [...opTypes] }, quantized, skipped, size: sizeReport(before, tensorBytes(model)), diagnostics },
+  });
+
+  const byProto = new Map<TensorProto, Candidate>();
+  walkNodes(proto, (n, label, frames) => {
+    if ((n.opType !== 'MatMul' && n.opType !== 'Conv') || !opTypes.includes(n.opType) || !isDefaultDomain(n.domain) || n.input.length < 2) return;
+    const op = n.opType;
+    const b = n.input[1]!;
+    const scope = frames[0]!.scope;
+    if (exNames.has(b) || (n.name !== '' && exNames.has(n.name))) {
+      skipped.push({ name: b, node: label, scope, reason: 'excluded' });
+      return;
+    }
+    const ref = resolveConst(b, frames);
+    if (!ref) {
+      skipped.push({ name: b, node: label, scope, reason: 'B is computed, not a constant weight' });
+      return;
+    }
+    const use: Use = { node: n, label, graph: frames[0]!.graph };
+    if (op === 'Conv' && n.input[2]) {
+      const bias = resolveConst(n.input[2], frames);
+      if (!bias || tensorDType(bias.proto, model.path) !== 'float32') {
+        skipped.push({ name: b, node: label, scope, reason: 'Conv bias is not a constant float32 tensor' });
+        return;
+      }
+      use.bias = bias;
+    }
+    let c = byProto.get(ref.proto);
+    if (!c) byProto.set(ref.proto, (c = { name: b, op, ref, uses: [] }));
+    if (c.op !== op) {
+      skipped.push({ name: b, node: label, scope, reason: `weight also read by ${c.op}` });
+      return;
+    }
+    c.uses.push(use);
+  });
+  if (byProto.size === 0 && skipped.length === 0) {
+    diagnostics.push({ level: 'info', code: 'quantize.no_matmul', message: `no ${opTypes.join('/')} weights: nothing to quantize dynamically` });
+    return finish();
+  }
+  const opsetEntry = proto.opsetImport.find((x) => isDefaultDomain(x.domain));
+  const opset = opsetEntry ? Number(opsetEntry.version) : 0;
+  if (opset < 11) {
+    diagnostics.push({
+      level: 'warning',
+      code: 'quantize.opset_too_old',
+      message: `the model imports ai.onnx opset ${opset || '(none)'}; DynamicQuantizeLinear needs opset 11, so nothing was quantized (the opset is not raised)`,
+    });
+    for (const c of byProto.values()) for (const u of c.uses) skipped.push({ name: c.name, node: u.label, scope: c.ref.frame.scope, reason: `ai.onnx opset ${opset} < 11` });
+    return finish();
+  }
+
+  const unique = uniqueNamer(proto);
+  const reads = readCounts(proto);
+  const ctx = modelTensorContext(model);
+  const edits = new GraphEdits();
+  /** (graph, activation) → the DynamicQuantizeLinear outputs, created before the first MatMul reading it. */
+  const dql = new Map<GraphProto, Map<string, [string, string, string]>>();
+  const activation = (u: Use): [string, string, string] => {
+    const a = u.node.input[0]!;
+    let m = dql.get(u.graph);
+    if (!m) dql.set(u.graph, (m = new Map()));
+    let outs = m.get(a);
+    if (!outs) {
+      const base = a || 'A';
+      outs = [unique(`${base}_quantized`), unique(`${base}_scale`), unique(`${base}_zero_point`)];
+      m.set(a, outs);
+      const node = create(NodeProtoSchema, { opType: 'DynamicQuantizeLinear', name: unique(`${base}_DynamicQuantizeLinear`), input: [a], output: outs });
+      const list = edits.replace.get(u.node) ?? [u.node];
+      edits.replace.set(u.node, [node, ...list]);
+    }
+    return outs;
+  };
+  /** Later MatMuls of a graph come after the first one, so DynamicQuantizeLinear goes before the earliest. */
+  const ordered = [...byProto.values()].flatMap((c) => c.uses.map((u) => ({ c, u })));
+  const position = new Map<NodeProto, number>();
+  walkNodes(proto, (n) => position.set(n, position.size));
+  ordered.sort((x, y) => position.get(x.u.node)! - position.get(y.u.node)!);
+
+  const biasDone = new Map<TensorProto, string>();
+  const done = new Map<Candidate, { q: string; s: string; z: string; scale: number } | null>();
+  for (const { c, u } of ordered) {
+    let w = done.get(c);
+    if (w === undefined) {
+      w = null;
+      const scope = c.ref.frame.scope;
+      const skipAll = (reason: string): void => {
+        for (const x of c.uses) skipped.push({ name: c.name, node: x.label, scope, reason });
+      };
+      const dtype = tensorDType(c.ref.proto, model.path);
+      const shape = tensorShape(c.ref.proto, model.path);
+      const count = shape.reduce((a, d) => a * d, 1);
+      if (dtype !== 'float32') skipAll(`dtype ${dtype} (only float32 weights)`);
+      else if (shape.length < 2) skipAll(`rank ${shape.length} (< 2)`);
+      else if (count < minElements) skipAll(`${count} elements (< ${minElements})`);
+      else {
+        const x = typedView(await tensorFromProto(c.ref.proto, ctx)) as Float32Array;
+        let finite = true;
+        for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) { finite = false; break; }
+        if (!finite) skipAll('holds NaN or infinite values');
+        else {
+          const qmax = reduceRange ? 63 : 127;
+          const axis = c.op === 'MatMul' ? shape.length - 1 : 0;
+          const toScale = (absmax: number): number => {
+            const sc = Math.fround(absmax / qmax);
+            return sc >= 2 ** -126 && Number.isFinite(sc) ? sc : 1;
+          };
+          let scales: Float32Array;
+          let q: Int8Array;
+          let deq: Float32Array;
+          if (perChannel) {
+            scales = Float32Array.from(minMaxAxis(x, shape, axis).absmax, toScale);
+            const params = { scale: scales, zeroPoint: 0, shape, axis };
+            q = quantizeLinear(x, { type: 'int8', ...params });
+            deq = dequantizeLinear(q, params);
+          } else {
+            scales = Float32Array.of(toScale(minMax(x).absmax));
+            q = quantizeLinear(x, { type: 'int8', scale: scales[0]!, zeroPoint: 0 });
+            deq = dequantizeLinear(q, { scale: scales[0]!, zeroPoint: 0 });
+          }
+          const err = errorStats(x, deq);
+          const scale = scales.reduce((a, v) => Math.max(a, v), 0);
+          const sDims = !perChannel ? [] : c.op === 'MatMul' ? [shape[axis]!] : [shape[0]!, ...shape.slice(2).map(() => 1)];
+          const names = { q: unique(`${c.name}_quantized`), s: unique(`${c.name}_scale`), z: unique(`${c.name}_zero_point`), scale };
+          const tensors = [
+            create(TensorProtoSchema, { name: names.q, dims: shape.map(BigInt), dataType: INT8, rawData: bytesOf(q) }),
+            create(TensorProtoSchema, { name: names.s, dims: sDims.map(BigInt), dataType: FLOAT, rawData: bytesOf(scales) }),
+            create(TensorProtoSchema, { name: names.z, dims: [], dataType: INT8, rawData: new Uint8Array(1) }),
+          ];
+          edits.place(c.ref, tensors, unique);
+          if ((reads.get(c.name) ?? 0) === c.uses.length) edits.drop(c.ref);
+          quantized.push({
+            name: c.name, nodes: c.uses.map((y) => y.label), scope, kind: c.ref.kind, op: c.op, shape, scheme: perChannel ? 'per-channel' : 'per-tensor', scale, reduceRange,
+            bytesBefore: x.byteLength, bytesAfter: tensors.reduce((a, t) => a + t.rawData.byteLength, 0),
+            maxAbs: err.maxAbs, meanAbs: err.meanAbs, snrDb: err.snrDb, cosine: err.cosine,
+          });
+          w = names;
+        }
+      }
+      done.set(c, w);
+    }
+    if (!w) continue;
+    const [aq, as, az] = activation(u);
+    const base = u.node.name || c.name;
+    const y = u.node.output[0]!;
+    const yi = unique(`${y}_int32`);
+    const yf = unique(`${y}_float`);
+    const sc = unique(`${y}_combined_scale`);
+    const integerOp = c.op === 'MatMul' ? 'MatMulInteger' : 'ConvInteger';
+    const scaled = u.bias ? unique(`${y}_scaled`) : y;
+    const nodes = [
+      create(NodeProtoSchema, { opType: integerOp, name: unique(`${base}_${integerOp}`), input: [aq, w.q, az, w.z], output: [yi], attribute: c.op === 'Conv' ? [...u.node.attribute] : [] }),
+      create(NodeProtoSchema, { opType: 'Cast', name: unique(`${base}_Cast`), input: [yi], output: [yf], attribute: [intAttr('to', FLOAT)] }),
+      create(NodeProtoSchema, { opType: 'Mul', name: unique(`${base}_scale_Mul`), input: [as, w.s], output: [sc] }),
+      create(NodeProtoSchema, { opType: 'Mul', name: unique(`${base}_Mul`), input: [yf, sc], output: [scaled] }),
+    ];
+    if (u.bias) {
+      const b = u.node.input[2]!;
+      let rb = biasDone.get(u.bias.proto);
+      if (!rb) {
+        const bv = typedView(await tensorFromProto(u.bias.proto, ctx)) as Float32Array;
+        const wshape = tensorShape(c.ref.proto, model.path);
+        rb = unique(`${b}_reshaped`);
+        edits.place(u.bias, [create(TensorProtoSchema, { name: rb, dims: [BigInt(bv.length), ...wshape.slice(2).map(() => 1n)], dataType: FLOAT, rawData: bytesOf(bv) })], unique);
+        biasDone.set(u.bias.proto, rb);
+        if ((reads.get(b) ?? 0) === 1) edits.drop(u.bias);
+      }
+      nodes.push(create(NodeProtoSchema, { opType: 'Add', name: unique(`${base}_bias_Add`), input: [scaled, rb], output: [y] }));
+    }
+    const list = edits.replace.get(u.node) ?? [u.node];
+    edits.replace.set(u.node, [...list.filter((n) => n !== u.node), ...nodes]);
+  }
+
+  if (quantized.length) {
+    edits.apply(proto);
+    if (edits.addedInitializers) raiseIr(proto, diagnostics);
+  }
+  return finish();
+}

@@ -1,0 +1,418 @@
+/**
+ * 4-bit blockwise weight-only quantization for MatMul: every default-domain `MatMul` whose B input is a
+ * float32 2-D weight [K, N] (an initializer or a `Constant` node, in the node's graph or an enclosing
+ * one) is replaced by onnxruntime's contrib op
+ *
+ *   com.microsoft::MatMulNBits(A, B_q uint8 [N, k_blocks, block_size/2], scales float [N, k_blocks]
+ *                               [, zero_points uint8 [N, ceil(k_blocks/2)]])
+ *   attributes K, N, bits = 4, block_size (a power of two in 16..256, default 32), accuracy_level
+ *
+ * with the same output name. The weight is transposed to [N, K] on the host and quantized per block of
+ * `block_size` values along K (kernels/quantize.ts quantizeMatMulNBits). Symmetric (default) stores no
+ * zero points (onnxruntime's default 8); asymmetric stores packed per-block zero points. A weight read
+ * by several MatMuls is quantized once; the float weight is removed when nothing else reads it.
+ *
+ * MatMul requires A and B of the same type, so a float32 B implies a float32 A. Skipped, with the
+ * reason in the report: excluded names, non-float32 or non-2-D weights, weights with NaN/Inf, K smaller
+ * than the block size, and B inputs that are computed (not a constant). `com.microsoft` opset 1 is
+ * imported when missing; ir_version < 4 is raised to 4 (initializers need not be inputs).
+ */
+import { create } from '@bufbuild/protobuf';
+import {
+  AttributeProtoSchema,
+  AttributeProto_AttributeType,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  TensorProtoSchema,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from 'onnx-buf';
+import { typedView } from '../../core/tensor.js';
+import type { Diagnostic } from '../../core/errors.js';
+import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
+import type { OnnxModel } from '../../formats/onnx/read.js';
+import { modelTensorContext, tensorDType, tensorFromProto, tensorShape } from '../../formats/onnx/tensor.js';
+import { initKernels } from '../../kernels/loader.js';
+import { dequantizeMatMulNBits, quantizeMatMulNBits } from '../../kernels/quantize.js';
+import { transpose2d } from '../../kernels/layout.js';
+import { errorStats } from '../../eval/metrics.js';
+import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
+import { isDefaultDomain } from './registry.js';
+
+export interface QuantizeInt4Options {
+  /** Block size along K: a power of two in 16..256 (default 32). */
+  blockSize?: number;
+  /** Symmetric codes around 8 (default true); false stores per-block zero points. */
+  symmetric?: boolean;
+  /** MatMulNBits accuracy_level attribute (0 = unset, 1 fp32, 2 fp16, 3 bf16, 4 int8); default 0 (omitted). */
+  accuracyLevel?: number;
+  /** Leave MatMuls alone by weight name or node name. */
+  exclude?: { names?: string[] };
+}
+
+export interface Int4Tensor {
+  /** Weight (B input) name. */
+  name: string;
+  /** MatMul node names (or op#index) replaced. */
+  nodes: string[];
+  scope: string;
+  kind: 'initializer' | 'constant';
+  /** [K, N] as MatMul reads it. */
+  shape: [number, number];
+  blockSize: number;
+  symmetric: boolean;
+  bytesBefore: number;
+  bytesAfter: number;
+  maxAbs: number;
+  meanAbs: number;
+  snrDb: number;
+  cosine: number;
+}
+
+export interface Int4Skipped {
+  name: string;
+  node: string;
+  scope: string;
+  reason: string;
+}
+
+export interface QuantizeInt4Report {
+  options: { blockSize: number; symmetric: boolean; accuracyLevel: number };
+  quantized: Int4Tensor[];
+  skipped: Int4Skipped[];
+  size: SizeReport;
+  diagnostics: Diagnostic[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph helpers shared with dynamic.ts.
+
+export interface ConstFrame {
+  graph: GraphProto;
+  scope: string;
+  inits: Map<string, TensorProto>;
+  consts: Map<string, NodeProto>;
+  /** Names produced in this graph by something else (shadowing outer constants). */
+  other: Set<string>;
+}
+
+export interface ConstRef {
+  frame: ConstFrame;
+  kind: 'initializer' | 'constant';
+  proto: TensorProto;
+  constNode?: NodeProto;
+}
+
+export function constantTensor(node: NodeProto): TensorProto | undefined {
+  if (node.opType !== 'Constant' || !isDefaultDomain(node.domain)) return undefined;
+  return node.attribute.find((a) => a.name === 'value')?.t;
+}
+
+export function subgraphs(node: NodeProto): GraphProto[] {
+  const out: GraphProto[] = [];
+  for (const a of node.attribute) {
+    if (a.g) out.push(a.g);
+    out.push(...a.graphs);
+  }
+  return out;
+}
+
+function frameOf(g: GraphProto, scope: string): ConstFrame {
+  const frame: ConstFrame = { graph: g, scope, inits: new Map(), consts: new Map(), other: new Set() };
+  for (const t of g.initializer) frame.inits.set(t.name, t);
+  for (const i of g.input) if (!frame.inits.has(i.name)) frame.other.add(i.name);
+  for (const n of g.node) {
+    const t = constantTensor(n);
+    for (const o of n.output) {
+      if (!o) continue;
+      if (t && o === n.output[0]) frame.consts.set(o, n);
+      else frame.other.add(o);
+    }
+  }
+  return frame;
+}
+
+/** Resolve a value name to the initializer / Constant defining it, innermost graph first. */
+export function resolveConst(name: string, frames: ConstFrame[]): ConstRef | undefined {
+  for (const f of frames) {
+    const init = f.inits.get(name);
+    if (init) return { frame: f, kind: 'initializer', proto: init };
+    const cnode = f.consts.get(name);
+    if (cnode) return { frame: f, kind: 'constant', proto: constantTensor(cnode)!, constNode: cnode };
+    if (f.other.has(name)) return undefined;
+  }
+  return undefined;
+}
+
+/** Visit every node of every graph with its enclosing frames (innermost first) and a label. */
+export function walkNodes(proto: ModelProto, visit: (node: NodeProto, label: string, frames: ConstFrame[]) => void): void {
+  const walk = (g: GraphProto, scope: string, outer: ConstFrame[]): void => {
+    const frames = [frameOf(g, scope), ...outer];
+    g.node.forEach((n, i) => {
+      const label = n.name || `${n.opType || 'node'}#${i}`;
+      visit(n, label, frames);
+      for (const a of n.attribute) {
+        const subs = a.g ? [a.g, ...a.graphs] : a.graphs;
+        subs.forEach((sg, k) => walk(sg, `${scope}/${label}:${a.name}${subs.length > 1 ? `[${k}]` : ''}`, frames));
+      }
+    });
+  };
+  if (proto.graph) walk(proto.graph, 'graph', []);
+}
+
+/** Every name used anywhere in the model, for unique new names. */
+export function usedNames(proto: ModelProto): Set<string> {
+  const names = new Set<string>();
+  const walk = (g: GraphProto): void => {
+    for (const t of g.initializer) names.add(t.name);
+    for (const v of [...g.input, ...g.output, ...g.valueInfo]) names.add(v.name);
+    for (const n of g.node) {
+      names.add(n.name);
+      for (const x of [...n.input, ...n.output]) names.add(x);
+      subgraphs(n).forEach(walk);
+    }
+  };
+  if (proto.graph) walk(proto.graph);
+  return names;
+}
+
+export function uniqueNamer(proto: ModelProto): (base: string) => string {
+  const names = usedNames(proto);
+  return (base: string): string => {
+    let n = base;
+    for (let k = 1; names.has(n); k++) n = `${base}_${k}`;
+    names.add(n);
+    return n;
+  };
+}
+
+/** How many times each value name is read (node inputs in every graph, graph outputs). */
+export function readCounts(proto: ModelProto): Map<string, number> {
+  const counts = new Map<string, number>();
+  const add = (n: string): void => {
+    if (n) counts.set(n, (counts.get(n) ?? 0) + 1);
+  };
+  const walk = (g: GraphProto): void => {
+    for (const o of g.output) add(o.name);
+    for (const n of g.node) {
+      n.input.forEach(add);
+      subgraphs(n).forEach(walk);
+    }
+  };
+  if (proto.graph) walk(proto.graph);
+  return counts;
+}
+
+export function intAttr(name: string, i: number) {
+  return create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(i) });
+}
+
+export function bytesOf(a: ArrayBufferView): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer);
+}
+
+export function constantNode(tp: TensorProto, name: string): NodeProto {
+  return create(NodeProtoSchema, {
+    opType: 'Constant',
+    name,
+    output: [tp.name],
+    attribute: [create(AttributeProtoSchema, { name: 'value', type: AttributeProto_AttributeType.TENSOR, t: tp })],
+  });
+}
+
+/**
+ * Pending edits of a pass: new tensors placed beside the weight they derive from, float weights to
+ * drop, nodes to replace. Applied in one walk at the end.
+ */
+export class GraphEdits {
+  /** initializer → tensors to add after it (the initializer itself kept unless in dropInits). */
+  readonly addInits = new Map<GraphProto, TensorProto[]>();
+  /** Constant node → Constant nodes to put before it. */
+  readonly addBefore = new Map<NodeProto, NodeProto[]>();
+  readonly dropInits = new Set<TensorProto>();
+  readonly dropNodes = new Set<NodeProto>();
+  readonly replace = new Map<NodeProto, NodeProto[]>();
+  addedInitializers = false;
+
+  /** Add tensors where `ref` lives: as initializers of its graph, or Constant nodes before its Constant. */
+  place(ref: ConstRef, tensors: TensorProto[], unique: (b: string) => string): void {
+    if (ref.kind === 'initializer') {
+      const l = this.addInits.get(ref.frame.graph) ?? [];
+      l.push(...tensors);
+      this.addInits.set(ref.frame.graph, l);
+      this.addedInitializers = true;
+    } else {
+      const l = this.addBefore.get(ref.constNode!) ?? [];
+      l.push(...tensors.map((t) => constantNode(t, unique(`${t.name}_Constant`))));
+      this.addBefore.set(ref.constNode!, l);
+    }
+  }
+
+  drop(ref: ConstRef): void {
+    if (ref.kind === 'initializer') this.dropInits.add(ref.proto);
+    else this.dropNodes.add(ref.constNode!);
+  }
+
+  apply(proto: ModelProto): void {
+    const edit = (g: GraphProto): void => {
+      const add = this.addInits.get(g);
+      if (add || g.initializer.some((t) => this.dropInits.has(t))) {
+        const removed = new Set(g.initializer.filter((t) => this.dropInits.has(t)).map((t) => t.name));
+        g.initializer = [...g.initializer.filter((t) => !this.dropInits.has(t)), ...(add ?? [])];
+        g.input = g.input.filter((v) => !removed.has(v.name));
+      }
+      if (g.node.some((n) => this.addBefore.has(n) || this.dropNodes.has(n) || this.replace.has(n))) {
+        g.node = g.node.flatMap((n) => {
+          const pre = this.addBefore.get(n) ?? [];
+          const self = this.dropNodes.has(n) ? [] : (this.replace.get(n) ?? [n]);
+          return [...pre, ...self];
+        });
+      }
+      for (const n of g.node) subgraphs(n).forEach(edit);
+    };
+    if (proto.graph) edit(proto.graph);
+  }
+}
+
+export function ensureOpset(proto: ModelProto, domain: string, version: number, diagnostics: Diagnostic[]): void {
+  if (proto.opsetImport.some((o) => o.domain === domain)) return;
+  proto.opsetImport.push(create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) }));
+  diagnostics.push({ level: 'info', code: 'quantize.opset_added', message: `opset_import ${domain} version ${version} added` });
+}
+
+export function raiseIr(proto: ModelProto, diagnostics: Diagnostic[]): void {
+  if (proto.irVersion < 4n) {
+    diagnostics.push({ level: 'info', code: 'quantize.ir_version_raised', message: `ir_version raised from ${proto.irVersion} to 4 so the new initializers need not be graph inputs` });
+    proto.irVersion = 4n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function checkOptions(o: QuantizeInt4Options): { blockSize: number; symmetric: boolean; accuracyLevel: number } {
+  const blockSize = o.blockSize ?? 32;
+  if (!Number.isInteger(blockSize) || blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new ModelsmithError(ErrorCodes.USAGE, `block size must be a power of two in 16..256, got ${String(o.blockSize)}`);
+  }
+  const accuracyLevel = o.accuracyLevel ?? 0;
+  if (!Number.isInteger(accuracyLevel) || accuracyLevel < 0 || accuracyLevel > 4) {
+    throw new ModelsmithError(ErrorCodes.USAGE, `accuracy level must be an integer in 0..4, got ${String(o.accuracyLevel)}`);
+  }
+  return { blockSize, symmetric: o.symmetric ?? true, accuracyLevel };
+}
+
+interface Int4Candidate {
+  name: string;
+  ref: ConstRef;
+  nodes: { node: NodeProto; label: string }[];
+}
+
+/** Replace MatMuls with float32 constant weights by MatMulNBits, in place (the same object is returned). */
+export async function quantizeInt4(model: OnnxModel, opts: QuantizeInt4Options = {}): Promise<{ model: OnnxModel; report: QuantizeInt4Report }> {
+  const o = checkOptions(opts);
+  await initKernels();
+  const proto = model.proto;
+  const before = tensorBytes(model);
+  const diagnostics: Diagnostic[] = [];
+  const quantized: Int4Tensor[] = [];
+  const skipped: Int4Skipped[] = [];
+  const exNames = new Set(opts.exclude?.names ?? []);
+
+  const byProto = new Map<TensorProto, Int4Candidate>();
+  walkNodes(proto, (n, label, frames) => {
+    if (n.opType !== 'MatMul' || !isDefaultDomain(n.domain) || n.input.length < 2) return;
+    const b = n.input[1]!;
+    const scope = frames[0]!.scope;
+    if (exNames.has(b) || (n.name !== '' && exNames.has(n.name))) {
+      skipped.push({ name: b, node: label, scope, reason: 'excluded' });
+      return;
+    }
+    const ref = resolveConst(b, frames);
+    if (!ref) {
+      skipped.push({ name: b, node: label, scope, reason: 'B is computed, not a constant weight' });
+      return;
+    }
+    let c = byProto.get(ref.proto);
+    if (!c) byProto.set(ref.proto, (c = { name: b, ref, nodes: [] }));
+    c.nodes.push({ node: n, label });
+  });
+
+  const finish = (): { model: OnnxModel; report: QuantizeInt4Report } => ({
+    model,
+    report: { options: o, quantized, skipped, size: sizeReport(before, tensorBytes(model)), diagnostics },
+  });
+  if (byProto.size === 0 && skipped.length === 0) {
+    diagnostics.push({ level: 'info', code: 'quantize.no_matmul', message: 'no MatMul weights: nothing to quantize to 4 bits' });
+    return finish();
+  }
+
+  const unique = uniqueNamer(proto);
+  const reads = readCounts(proto);
+  const ctx = modelTensorContext(model);
+  const edits = new GraphEdits();
+
+  for (const c of byProto.values()) {
+    const scope = c.ref.frame.scope;
+    const skipAll = (reason: string): void => {
+      for (const u of c.nodes) skipped.push({ name: c.name, node: u.label, scope, reason });
+    };
+    const dtype = tensorDType(c.ref.proto, model.path);
+    if (dtype !== 'float32') { skipAll(`dtype ${dtype} (only float32 weights)`); continue; }
+    const shape = tensorShape(c.ref.proto, model.path);
+    if (shape.length !== 2) { skipAll(`B has rank ${shape.length} (MatMulNBits needs a 2-D weight)`); continue; }
+    const [K, N] = shape as [number, number];
+    if (K < o.blockSize) { skipAll(`K = ${K} < block size ${o.blockSize}`); continue; }
+    if (N < 1) { skipAll('empty weight'); continue; }
+    const t = await tensorFromProto(c.ref.proto, ctx);
+    const w = typedView(t) as Float32Array;
+    let finite = true;
+    for (let i = 0; i < w.length; i++) if (!Number.isFinite(w[i]!)) { finite = false; break; }
+    if (!finite) { skipAll('holds NaN or infinite values'); continue; }
+
+    const wt = transpose2d(w, K, N); // [N, K]
+    const m = quantizeMatMulNBits(wt, N, K, o.blockSize, o.symmetric);
+    const err = errorStats(wt, dequantizeMatMulNBits(m));
+    const kb = Math.ceil(K / o.blockSize);
+    const bName = unique(`${c.name}_Q4`);
+    const sName = unique(`${c.name}_scales`);
+    const tensors = [
+      create(TensorProtoSchema, { name: bName, dims: [BigInt(N), BigInt(kb), BigInt(o.blockSize / 2)], dataType: 2, rawData: bytesOf(m.B) }),
+      create(TensorProtoSchema, { name: sName, dims: [BigInt(N), BigInt(kb)], dataType: 1, rawData: bytesOf(m.scales) }),
+    ];
+    const inputs = ['', bName, sName];
+    if (m.zeroPoints) {
+      const zName = unique(`${c.name}_zero_points`);
+      tensors.push(create(TensorProtoSchema, { name: zName, dims: [BigInt(N), BigInt(Math.ceil(kb / 2))], dataType: 2, rawData: bytesOf(m.zeroPoints) }));
+      inputs.push(zName);
+    }
+    edits.place(c.ref, tensors, unique);
+    for (const u of c.nodes) {
+      const attribute = [intAttr('K', K), intAttr('N', N), intAttr('bits', 4), intAttr('block_size', o.blockSize)];
+      if (o.accuracyLevel) attribute.push(intAttr('accuracy_level', o.accuracyLevel));
+      edits.replace.set(u.node, [create(NodeProtoSchema, {
+        opType: 'MatMulNBits',
+        domain: 'com.microsoft',
+        name: unique(`${u.node.name || c.name}_MatMulNBits`),
+        input: [u.node.input[0]!, ...inputs.slice(1)],
+        output: [...u.node.output],
+      })]);
+      edits.replace.get(u.node)![0]!.attribute = attribute;
+    }
+    // Drop the float weight when the replaced MatMuls were its only readers.
+    if ((reads.get(c.name) ?? 0) === c.nodes.length) edits.drop(c.ref);
+    quantized.push({
+      name: c.name, nodes: c.nodes.map((u) => u.label), scope, kind: c.ref.kind, shape: [K, N], blockSize: o.blockSize, symmetric: o.symmetric,
+      bytesBefore: w.byteLength, bytesAfter: tensors.reduce((a, x) => a + x.rawData.byteLength, 0),
+      maxAbs: err.maxAbs, meanAbs: err.meanAbs, snrDb: err.snrDb, cosine: err.cosine,
+    });
+  }
+
+  if (quantized.length) {
+    edits.apply(proto);
+    ensureOpset(proto, 'com.microsoft', 1, diagnostics);
+    if (edits.addedInitializers) raiseIr(proto, diagnostics);
+  }
+  return finish();
+}

@@ -1,0 +1,298 @@
+/**
+ * 4-bit blockwise MatMulNBits quantization (src/compress/quantize/int4.ts): a small in-memory model
+ * (MatMul with a [64, 48] weight + Add) and the corpus models that hold MatMul weights are rewritten,
+ * run in onnxruntime-node, and compared with the original and with a host computation
+ * A @ dequantizeMatMulNBits(...)^T. Plus skips, shared weights, Constant weights and errors.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import {
+  AttributeProtoSchema,
+  AttributeProto_AttributeType,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  TensorProtoSchema,
+  TensorShapeProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TypeProtoSchema,
+  TypeProto_TensorSchema,
+  ValueInfoProtoSchema,
+  type NodeProto,
+  type TensorProto,
+} from 'onnx-buf';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quantizeInt4 } from '../../src/compress/quantize/int4.js';
+import { onnxModel, type OnnxModel } from '../../src/formats/onnx/read.js';
+import { saveOnnxFile } from '../../src/platform/open.js';
+import { dequantizeMatMulNBits } from '../../src/kernels/quantize.js';
+import { quantizeCommand } from '../../src/cli/commands/quantize.js';
+import type { Out } from '../../src/cli/output.js';
+import { CORPUS_ONNX, listFiles, openModel, rng } from '../formats/onnx/helpers.js';
+
+const ORT_OPTS: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 1, logSeverityLevel: 3 };
+const MODELS = listFiles(join(CORPUS_ONNX, 'models'), '.onnx');
+const SHAPES: Record<string, Record<string, number[]>> = {
+  'embedding_model.onnx': { input_1: [1, 76, 32, 1] },
+  'melspectrogram.onnx': { input: [1, 1280] },
+  'ch_ppocr_mobile_v2.0_cls_infer.onnx': { x: [1, 3, 48, 192] },
+  'silero_vad_legacy.onnx': { input: [1, 512], h: [2, 1, 64], c: [2, 1, 64] },
+  'silero_vad_v5.onnx': { input: [1, 512], state: [2, 1, 128] },
+};
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ms-q4-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function gauss(r: () => number): number {
+  const u = Math.max(r(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
+}
+
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  if (aa === 0 && bb === 0) return 1;
+  return dot / Math.sqrt(aa * bb);
+}
+
+const f32 = (name: string, dims: number[], data: Float32Array): TensorProto =>
+  create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: 1, rawData: new Uint8Array(data.buffer.slice(0)) });
+const vi = (name: string, dims: (number | string)[]) =>
+  create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, {
+      value: {
+        case: 'tensorType',
+        value: create(TypeProto_TensorSchema, {
+          elemType: 1,
+          shape: create(TensorShapeProtoSchema, {
+            dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d } })),
+          }),
+        }),
+      },
+    }),
+  });
+
+const K = 64;
+const N = 48;
+const M = 5;
+
+/** x [M, 64] → MatMul(W [64, 48]) → Add(bias [48]) → y; optionally W held in a Constant node. */
+function smallModel(opts: { constant?: boolean; seed?: number } = {}): { model: OnnxModel; w: Float32Array; bias: Float32Array } {
+  const r = rng(opts.seed ?? 11);
+  const w = Float32Array.from({ length: K * N }, () => gauss(r) / 8);
+  const bias = Float32Array.from({ length: N }, () => gauss(r) / 8);
+  const nodes: NodeProto[] = [
+    create(NodeProtoSchema, { opType: 'MatMul', input: ['x', 'W'], output: ['h'], name: 'mm' }),
+    create(NodeProtoSchema, { opType: 'Add', input: ['h', 'bias'], output: ['y'], name: 'add' }),
+  ];
+  const initializer = [f32('bias', [N], bias)];
+  if (opts.constant) {
+    nodes.unshift(create(NodeProtoSchema, {
+      opType: 'Constant', output: ['W'], name: 'wconst',
+      attribute: [create(AttributeProtoSchema, { name: 'value', type: AttributeProto_AttributeType.TENSOR, t: f32('', [K, N], w) })],
+    }));
+  } else {
+    initializer.unshift(f32('W', [K, N], w));
+  }
+  const graph = create(GraphProtoSchema, { name: 'small', node: nodes, initializer, input: [vi('x', ['batch', K])], output: [vi('y', ['batch', N])] });
+  const proto = create(ModelProtoSchema, { irVersion: 8n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })], graph });
+  return { model: onnxModel(proto), w, bias };
+}
+
+async function run(file: string, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
+  const s = await ort.InferenceSession.create(file, ORT_OPTS);
+  try {
+    const out = await s.run(feeds);
+    const res: Record<string, Float32Array> = {};
+    for (const n of s.outputNames) if (out[n]!.type === 'float32') res[n] = out[n]!.data as Float32Array;
+    return res;
+  } finally {
+    await s.release();
+  }
+}
+
+describe('quantizeInt4 on a small in-memory model', () => {
+  it.each([
+    [16, true], [32, true], [64, true], [32, false], [16, false],
+  ] as const)('block %i, symmetric %s: runs in onnxruntime, matches the host dequantized product, close to float', async (blockSize, symmetric) => {
+    const { model, bias } = smallModel({ constant: blockSize === 16 && symmetric });
+    const orig = join(dir, `small-${blockSize}-${symmetric}.onnx`);
+    await saveOnnxFile(model, orig);
+    const { report } = await quantizeInt4(model, { blockSize, symmetric });
+    expect(report.quantized).toHaveLength(1);
+    expect(report.skipped).toEqual([]);
+    const q = report.quantized[0]!;
+    expect(q.shape).toEqual([K, N]);
+    expect(q.bytesAfter).toBeLessThanOrEqual(q.bytesBefore * (0.5 + (symmetric ? 4 : 4.5) / blockSize) / 4);
+    const g = model.proto.graph!;
+    const nb = g.node.find((n) => n.opType === 'MatMulNBits')!;
+    expect(nb.domain).toBe('com.microsoft');
+    expect(g.node.some((n) => n.opType === 'MatMul')).toBe(false);
+    expect(g.initializer.some((t) => t.name === 'W')).toBe(false);
+    expect(g.node.some((n) => n.output.includes('W'))).toBe(false);
+    expect(model.proto.opsetImport.some((o) => o.domain === 'com.microsoft' && o.version === 1n)).toBe(true);
+    const file = join(dir, `small-${blockSize}-${symmetric}.q4.onnx`);
+    await saveOnnxFile(model, file);
+
+    const r = rng(blockSize + (symmetric ? 1 : 0));
+    const x = Float32Array.from({ length: M * K }, () => gauss(r));
+    const feeds = { x: new ort.Tensor('float32', x, [M, K]) };
+    const ref = (await run(orig, feeds)).y!;
+    const got = (await run(file, feeds)).y!;
+    expect(cosine(ref, got)).toBeGreaterThanOrEqual(0.99);
+
+    // Host computation with the stored tensors: y = x @ deq(W)^T + bias.
+    const find = (name: string): Uint8Array => {
+      const t = g.initializer.find((i) => i.name === name) ?? g.node.find((n) => n.opType === 'Constant' && n.output[0] === name)!.attribute[0]!.t!;
+      return t.rawData;
+    };
+    const sb = find(nb.input[2]!);
+    const m = {
+      N, K, blockSize,
+      B: find(nb.input[1]!),
+      scales: new Float32Array(sb.buffer.slice(sb.byteOffset, sb.byteOffset + sb.byteLength)),
+      ...(nb.input[3] ? { zeroPoints: find(nb.input[3]) } : {}),
+    };
+    expect(Boolean(m.zeroPoints)).toBe(!symmetric);
+    const d = dequantizeMatMulNBits(m); // [N, K]
+    let maxErr = 0;
+    for (let i = 0; i < M; i++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += x[i * K + k]! * d[n * K + k]!;
+        maxErr = Math.max(maxErr, Math.abs(s + bias[n]! - got[i * N + n]!));
+      }
+    }
+    expect(maxErr).toBeLessThan(1e-4);
+  });
+
+  it('quantizes a weight shared by two MatMuls once and keeps it when another op reads it', async () => {
+    const r = rng(5);
+    const w = Float32Array.from({ length: K * N }, () => gauss(r) / 8);
+    const graph = create(GraphProtoSchema, {
+      name: 'shared',
+      node: [
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['x', 'W'], output: ['y1'], name: 'mm1' }),
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['x', 'W'], output: ['y2'], name: 'mm2' }),
+        create(NodeProtoSchema, { opType: 'Identity', input: ['W'], output: ['wout'], name: 'id' }),
+        create(NodeProtoSchema, { opType: 'MatMul', input: ['x', 'x2'], output: ['y3'], name: 'mm3' }),
+      ],
+      initializer: [f32('W', [K, N], w)],
+      input: [vi('x', [2, K]), vi('x2', [K, 3])],
+      output: [vi('y1', [2, N]), vi('y2', [2, N]), vi('wout', [K, N]), vi('y3', [2, 3])],
+    });
+    const model = onnxModel(create(ModelProtoSchema, { irVersion: 3n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })], graph }));
+    const { report } = await quantizeInt4(model, { blockSize: 32 });
+    expect(report.quantized).toHaveLength(1);
+    expect(report.quantized[0]!.nodes).toEqual(['mm1', 'mm2']);
+    expect(report.skipped).toEqual([{ name: 'x2', node: 'mm3', scope: 'graph', reason: 'B is computed, not a constant weight' }]);
+    expect(model.proto.graph!.initializer.some((t) => t.name === 'W')).toBe(true);
+    expect(model.proto.graph!.node.filter((n) => n.opType === 'MatMulNBits')).toHaveLength(2);
+    expect(model.proto.irVersion).toBe(4n);
+    const file = join(dir, 'shared.q4.onnx');
+    await saveOnnxFile(model, file);
+    const rr = rng(6);
+    const out = await run(file, {
+      x: new ort.Tensor('float32', Float32Array.from({ length: 2 * K }, () => gauss(rr)), [2, K]),
+      x2: new ort.Tensor('float32', Float32Array.from({ length: K * 3 }, () => gauss(rr)), [K, 3]),
+    });
+    expect(Array.from(out.y1!)).toEqual(Array.from(out.y2!));
+  });
+
+  it('skips K < block size and excluded weights; a model without MatMul is not an error', async () => {
+    const a = smallModel();
+    const { report } = await quantizeInt4(a.model, { blockSize: 128 });
+    expect(report.quantized).toEqual([]);
+    expect(report.skipped[0]!.reason).toMatch(/K = 64 < block size 128/);
+    expect(a.model.proto.graph!.node.some((n) => n.opType === 'MatMul')).toBe(true);
+    expect(a.model.proto.opsetImport.some((o) => o.domain === 'com.microsoft')).toBe(false);
+    const b = smallModel();
+    expect((await quantizeInt4(b.model, { exclude: { names: ['mm'] } })).report.skipped[0]!.reason).toBe('excluded');
+
+    const graph = create(GraphProtoSchema, { name: 'relu', node: [create(NodeProtoSchema, { opType: 'Relu', input: ['x'], output: ['y'] })], input: [vi('x', [2])], output: [vi('y', [2])] });
+    const none = onnxModel(create(ModelProtoSchema, { irVersion: 8n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })], graph }));
+    const res = await quantizeInt4(none);
+    expect(res.report.quantized).toEqual([]);
+    expect(res.report.diagnostics.map((d) => d.code)).toContain('quantize.no_matmul');
+  });
+
+  it('rejects bad block sizes and accuracy levels with E_USAGE', async () => {
+    for (const blockSize of [0, 8, 48, 512, 31.5]) {
+      await expect(quantizeInt4(smallModel().model, { blockSize })).rejects.toMatchObject({ code: 'E_USAGE' });
+    }
+    await expect(quantizeInt4(smallModel().model, { accuracyLevel: 9 })).rejects.toMatchObject({ code: 'E_USAGE' });
+  });
+});
+
+describe('quantizeInt4 on corpus models with MatMul weights', () => {
+  it.each(MODELS.map((p) => [basename(p), p]))('%s: runs in onnxruntime, cosine ≥ 0.9', async (name, path) => {
+    const { model, close } = await openModel(path);
+    try {
+      const { report } = await quantizeInt4(model, { blockSize: 32 });
+      if (report.quantized.length === 0) {
+        console.log(`int4 ${name}: no MatMul weight quantized (${report.diagnostics.map((d) => d.code).join(',')}; skipped: ${report.skipped.map((x) => `${x.name}: ${x.reason}`).join('; ')})`);
+        expect(report.diagnostics.length + report.skipped.length).toBeGreaterThan(0);
+        return;
+      }
+      const file = join(dir, `${name}.q4.onnx`);
+      await saveOnnxFile(model, file, { inputs: [path] });
+      const s = await ort.InferenceSession.create(path, ORT_OPTS);
+      const r = rng(1);
+      const fixed = SHAPES[name] ?? {};
+      const feeds: Record<string, ort.Tensor> = {};
+      s.inputNames.forEach((n, i) => {
+        const meta = s.inputMetadata[i] as { type?: string; shape?: (number | string)[] } | undefined;
+        const shape = fixed[n] ?? (meta?.shape ?? []).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+        const cnt = shape.reduce((a, d) => a * d, 1);
+        if (meta?.type === 'int64') feeds[n] = new ort.Tensor('int64', BigInt64Array.from({ length: cnt }, () => (n === 'sr' ? 16000n : 0n)), shape);
+        else feeds[n] = new ort.Tensor('float32', Float32Array.from({ length: cnt }, () => r() * 2 - 1), shape);
+      });
+      await s.release();
+      const ref = await run(path, feeds);
+      const got = await run(file, feeds);
+      const cos: Record<string, number> = {};
+      for (const k of Object.keys(ref)) cos[k] = cosine(ref[k]!, got[k]!);
+      console.log(`int4 ${name}: ${report.quantized.length} MatMul weight(s), ${report.skipped.length} skipped, cosine ${JSON.stringify(cos)}`);
+      for (const k of Object.keys(ref)) expect(cos[k]!, k).toBeGreaterThanOrEqual(0.9);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('quantize CLI verb, --method int4', () => {
+  const out: Out = { json: true, say: () => {}, note: () => {}, report: () => {} };
+  it('writes a MatMulNBits model and reports; bad --block-size is E_USAGE', async () => {
+    const { model } = smallModel();
+    const src = join(dir, 'cli-src.onnx');
+    await saveOnnxFile(model, src);
+    const o = join(dir, 'cli-int4.onnx');
+    const rep = (await quantizeCommand.run([src], { output: o, method: 'int4', 'block-size': '16' }, out)) as Record<string, unknown>;
+    expect(rep.ok).toBe(true);
+    expect(rep.method).toBe('int4');
+    expect((rep.quantized as unknown[]).length).toBe(1);
+    expect(rep.outputBytes as number).toBeLessThan(rep.inputBytes as number);
+    expect(existsSync(o)).toBe(true);
+    const never = join(dir, 'never.onnx');
+    for (const b of ['12', 'x', '1024']) {
+      await expect(quantizeCommand.run([src], { output: never, method: 'int4', 'block-size': b }, out)).rejects.toMatchObject({ code: 'E_USAGE' });
+    }
+    await expect(quantizeCommand.run([src], { output: never, method: 'weight', 'block-size': '32' }, out)).rejects.toMatchObject({ code: 'E_USAGE' });
+    expect(existsSync(never)).toBe(false);
+  });
+});
