@@ -3,6 +3,7 @@ import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import { openModelFile, saveOnnxFile } from '../../platform/open.js';
 import { pruneWeights, type PruneMethod, type PruneWeightsOptions } from '../../compress/prune.js';
 import { WEIGHT_OPS } from '../../compress/quantize/registry.js';
+import { parseExclude } from '../exclude.js';
 import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
 
@@ -131,12 +132,3 @@ examples:
   },
 };
 
-function parseExclude(s: string): { names: string[]; opTypes: string[] } {
-  const names: string[] = [];
-  const opTypes: string[] = [];
-  for (const item of s.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
-    if (WEIGHT_OPS.has(item)) opTypes.push(item);
-    else names.push(item);
-  }
-  return { names, opTypes };
-}

@@ -5,6 +5,7 @@ import { quantizeWeights, type QuantizeWeightsOptions } from '../../compress/qua
 import { quantizeInt4 } from '../../compress/quantize/int4.js';
 import { quantizeDynamic } from '../../compress/quantize/dynamic.js';
 import { WEIGHT_OPS } from '../../compress/quantize/registry.js';
+import { parseExclude } from '../exclude.js';
 import { formatSizeReport } from '../../compress/report.js';
 import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
@@ -198,12 +199,3 @@ async function runMethod(method: 'int4' | 'dynamic', input: string, output: stri
   }
 }
 
-function parseExclude(s: string): { names: string[]; opTypes: string[] } {
-  const names: string[] = [];
-  const opTypes: string[] = [];
-  for (const item of s.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
-    if (WEIGHT_OPS.has(item)) opTypes.push(item);
-    else names.push(item);
-  }
-  return { names, opTypes };
-}
