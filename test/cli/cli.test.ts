@@ -121,13 +121,18 @@ describe('modelsmith CLI (built bin)', () => {
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.convert.verify.identical).toBe(rep.convert.verify.total);
-    expect(rep.variants.map((v: { file: string }) => v.file.split('/').pop())).toEqual(['int8.onnx', 'uint8.onnx', 'float16.onnx']);
-    for (const v of rep.variants) {
-      // Every variant ran in onnxruntime and stayed close to the original.
+    expect(rep.variants.map((v: { file: string }) => v.file.split('/').pop())).toEqual(['int8.onnx', 'uint8.onnx', 'float16.onnx', 'pruned50.onnx']);
+    for (const v of rep.variants.slice(0, 3)) {
+      // Quantized and cast variants ran in onnxruntime and stayed close to the original.
       expect(v.cosine, v.name).toBeGreaterThan(0.999);
       expect(v.bytes, v.name).toBeLessThan(rep.originalBytes * 0.6);
     }
-    expect((await readdir(dir)).sort()).toEqual(['float16.onnx', 'int8.onnx', 'model.onnx', 'model.onnx.data', 'uint8.onnx']);
+    // 50% pruning without fine-tuning moves the outputs measurably, and storage stays dense.
+    const pruned = rep.variants[3];
+    expect(pruned.cosine).toBeLessThan(0.9999);
+    expect(pruned.cosine).toBeGreaterThan(0);
+    expect(Math.abs(pruned.bytes - rep.originalBytes)).toBeLessThan(rep.originalBytes * 0.05);
+    expect((await readdir(dir)).sort()).toEqual(['float16.onnx', 'int8.onnx', 'model.onnx', 'model.onnx.data', 'pruned50.onnx', 'uint8.onnx']);
     const int4 = rep.weightPreview.find((s: { scheme: string }) => s.scheme.startsWith('int4'));
     expect(int4.meanSnrDb).toBeGreaterThan(10);
   });

@@ -1,6 +1,6 @@
 /**
  * The newcomer's first run, on the bundled sample (or a given model): inspect it, write compressed
- * variants (int8 per-channel and uint8 per-tensor weight-only QDQ, float16), evaluate each against the
+ * variants (int8 per-channel and uint8 per-tensor weight-only QDQ, float16, 50% magnitude pruning), evaluate each against the
  * original in onnxruntime, preview the schemes that have no writer yet (4-bit, bfloat16) on the
  * weights alone, then rewrite the model with its weights in external data and verify the rewrite
  * tensor by tensor. Ends with one comparison table.
@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { castModel } from '../../compress/cast.js';
 import { quantizeWeights } from '../../compress/quantize/weight.js';
+import { pruneWeights } from '../../compress/prune.js';
 import { ErrorCodes, ModelsmithError, isModelsmithError } from '../../core/errors.js';
 import { typedView } from '../../core/tensor.js';
 import { evaluate } from '../../eval/compare.js';
@@ -51,18 +52,21 @@ const VARIANTS: { name: string; file: string; apply: (m: OnnxModel) => Promise<u
   { name: 'int8 weight-only, per-channel', file: 'int8.onnx', apply: (m) => quantizeWeights(m, { dtype: 'int8', perChannel: true, symmetric: true }) },
   { name: 'uint8 weight-only, per-tensor', file: 'uint8.onnx', apply: (m) => quantizeWeights(m, { dtype: 'uint8', perChannel: false, symmetric: false }) },
   { name: 'float16', file: 'float16.onnx', apply: (m) => castModel(m, { to: 'float16', keepIoTypes: true }) },
+  // Dense storage: the file keeps its size; the row shows what 50% zeros cost without fine-tuning.
+  { name: '50% magnitude-pruned', file: 'pruned50.onnx', apply: (m) => pruneWeights(m, { method: 'magnitude', sparsity: 0.5 }) },
 ];
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'compress the bundled sample (int8, uint8, float16), evaluate each, rewrite with external data',
+  summary: 'compress the bundled sample (int8, uint8, float16, 50% pruned), evaluate each, rewrite with external data',
   help: `usage: modelsmith demo [model.onnx] [-o out_dir] [--samples N] [--json]
 
 With no model, uses the bundled sample (examples/sample/version-slim-320.onnx, MIT).
 1. inspect: what the model holds;
 2. compress: writes <out_dir>/int8.onnx (weight-only int8, per output channel), uint8.onnx
-   (weight-only uint8, per tensor) and float16.onnx, and evaluates each against the original in
-   onnxruntime on N seeded random inputs (cosine, SNR, top-1 agreement of the outputs);
+   (weight-only uint8, per tensor), float16.onnx and pruned50.onnx (50% magnitude pruning, dense
+   storage), and evaluates each against the original in onnxruntime on N seeded random inputs
+   (cosine, SNR, top-1 agreement of the outputs);
 3. preview: schemes without a writer yet (4-bit blockwise, bfloat16) applied to the weights alone,
    error in weight space;
 4. convert: rewrites the model to <out_dir>/model.onnx with weights ≥ 1 KiB in model.onnx.data,
