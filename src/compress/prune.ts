@@ -16,7 +16,7 @@
  * the registered ops and are never touched. Storage stays dense: the file does not get smaller,
  * the report gives the sparsity. Tensors in model-local functions and training_info are not touched.
  */
-import type { GraphProto, ModelProto, NodeProto, TensorProto } from 'onnx-buf';
+import type { ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { TensorProto_DataLocation } from 'onnx-buf';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
 import type { OnnxModel } from '../formats/onnx/read.js';
@@ -25,7 +25,7 @@ import { initKernels } from '../kernels/loader.js';
 import { castF16ToF32 } from '../kernels/cast.js';
 import { applyMask, magnitudeMask, magnitudePrune, nmMask } from '../kernels/prune.js';
 import { sizeReport, tensorBytes, type SizeReport } from './report.js';
-import { isDefaultDomain, weightSlot } from './quantize/registry.js';
+import { findWeightCandidates } from './graph.js';
 
 export type PruneMethod = 'magnitude' | 'global' | 'nm';
 
@@ -85,53 +85,9 @@ interface Candidate {
   uses: NodeProto[];
 }
 
-function constantTensor(node: NodeProto): TensorProto | undefined {
-  if (node.opType !== 'Constant' || !isDefaultDomain(node.domain)) return undefined;
-  return node.attribute.find((a) => a.name === 'value')?.t;
-}
-
 /** Registered weight inputs resolved to the initializer or Constant that defines them (innermost graph first). */
 function findCandidates(proto: ModelProto): Candidate[] {
-  const byProto = new Map<TensorProto, Candidate>();
-  interface Frame { scope: string; defs: Map<string, { proto: TensorProto; kind: 'initializer' | 'constant' } | null> }
-  const walk = (g: GraphProto, scope: string, outer: Frame[]): void => {
-    const defs: Frame['defs'] = new Map();
-    for (const i of g.input) defs.set(i.name, null);
-    for (const t of g.initializer) defs.set(t.name, { proto: t, kind: 'initializer' });
-    for (const n of g.node) {
-      const t = constantTensor(n);
-      n.output.forEach((o, k) => {
-        if (o) defs.set(o, t && k === 0 ? { proto: t, kind: 'constant' } : null);
-      });
-    }
-    const frames: Frame[] = [{ scope, defs }, ...outer];
-    g.node.forEach((n, i) => {
-      const slot = weightSlot(n);
-      const wname = slot ? n.input[slot.input] : undefined;
-      if (wname) {
-        for (const f of frames) {
-          if (!f.defs.has(wname)) continue;
-          const d = f.defs.get(wname);
-          if (d) {
-            let c = byProto.get(d.proto);
-            if (!c) {
-              c = { name: wname, scope: f.scope, kind: d.kind, proto: d.proto, uses: [] };
-              byProto.set(d.proto, c);
-            }
-            c.uses.push(n);
-          }
-          break;
-        }
-      }
-      const label = n.name || `${n.opType || 'node'}#${i}`;
-      for (const a of n.attribute) {
-        const subs = a.g ? [a.g, ...a.graphs] : a.graphs;
-        subs.forEach((sg, k) => walk(sg, `${scope}/${label}:${a.name}${subs.length > 1 ? `[${k}]` : ''}`, frames));
-      }
-    });
-  };
-  if (proto.graph) walk(proto.graph, 'graph', []);
-  return [...byProto.values()];
+  return findWeightCandidates(proto).map((c) => ({ name: c.name, scope: c.frame.scope, kind: c.kind, proto: c.proto, uses: c.uses.map((u) => u.node) }));
 }
 
 function intAttr(node: NodeProto, name: string, fallback: number): number {

@@ -31,7 +31,8 @@ import { minMax, minMaxAxis } from '../../kernels/stats.js';
 import { errorStats } from '../../eval/metrics.js';
 import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
 import { isDefaultDomain } from './registry.js';
-import { GraphEdits, bytesOf, intAttr, raiseIr, readCounts, resolveConst, uniqueNamer, walkNodes, type ConstRef } from './int4.js';
+import { GraphEdits, bytesOf, constantWeightInput, intAttr, raiseIr } from './int4.js';
+import { defaultOpset, readCounts, resolveConst, uniqueNamer, walkNodes, type ConstRef } from '../graph.js';
 
 export interface QuantizeDynamicOptions {
   /** 7-bit weights (codes in [-63, 63]) as onnxruntime's reduce_range. Default false. */
@@ -126,15 +127,8 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
     const op = n.opType;
     const b = n.input[1]!;
     const scope = frames[0]!.scope;
-    if (exNames.has(b) || (n.name !== '' && exNames.has(n.name))) {
-      skipped.push({ name: b, node: label, scope, reason: 'excluded' });
-      return;
-    }
-    const ref = resolveConst(b, frames);
-    if (!ref) {
-      skipped.push({ name: b, node: label, scope, reason: 'B is computed, not a constant weight' });
-      return;
-    }
+    const ref = constantWeightInput(n, label, frames, exNames, skipped);
+    if (!ref) return;
     const use: Use = { node: n, label, graph: frames[0]!.graph };
     if (op === 'Conv' && n.input[2]) {
       const bias = resolveConst(n.input[2], frames);
@@ -156,8 +150,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
     diagnostics.push({ level: 'info', code: 'quantize.no_matmul', message: `no ${opTypes.join('/')} weights: nothing to quantize dynamically` });
     return finish();
   }
-  const opsetEntry = proto.opsetImport.find((x) => isDefaultDomain(x.domain));
-  const opset = opsetEntry ? Number(opsetEntry.version) : 0;
+  const opset = defaultOpset(proto) ?? 0;
   if (opset < 11) {
     diagnostics.push({
       level: 'warning',

@@ -40,6 +40,7 @@ import { transpose2d } from '../../kernels/layout.js';
 import { errorStats } from '../../eval/metrics.js';
 import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
 import { isDefaultDomain } from './registry.js';
+import { readCounts, resolveConst, subgraphs, uniqueNamer, walkNodes, type ConstFrame, type ConstRef } from '../graph.js';
 
 export interface QuantizeInt4Options {
   /** Block size along K: a power of two in 16..256 (default 32). */
@@ -87,122 +88,28 @@ export interface QuantizeInt4Report {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Graph helpers shared with dynamic.ts.
+// Quantization helpers shared with dynamic.ts (model-wide graph helpers are in ../graph.ts).
 
-export interface ConstFrame {
-  graph: GraphProto;
-  scope: string;
-  inits: Map<string, TensorProto>;
-  consts: Map<string, NodeProto>;
-  /** Names produced in this graph by something else (shadowing outer constants). */
-  other: Set<string>;
-}
-
-export interface ConstRef {
-  frame: ConstFrame;
-  kind: 'initializer' | 'constant';
-  proto: TensorProto;
-  constNode?: NodeProto;
-}
-
-export function constantTensor(node: NodeProto): TensorProto | undefined {
-  if (node.opType !== 'Constant' || !isDefaultDomain(node.domain)) return undefined;
-  return node.attribute.find((a) => a.name === 'value')?.t;
-}
-
-export function subgraphs(node: NodeProto): GraphProto[] {
-  const out: GraphProto[] = [];
-  for (const a of node.attribute) {
-    if (a.g) out.push(a.g);
-    out.push(...a.graphs);
+/**
+ * Resolve the B input (input 1) of a MatMul/Conv to its constant weight, or record in `skipped` why
+ * it is not rewritten (excluded by weight or node name, or computed at run time).
+ */
+export function constantWeightInput(
+  n: NodeProto,
+  label: string,
+  frames: ConstFrame[],
+  exNames: Set<string>,
+  skipped: { name: string; node: string; scope: string; reason: string }[],
+): ConstRef | undefined {
+  const b = n.input[1]!;
+  const scope = frames[0]!.scope;
+  if (exNames.has(b) || (n.name !== '' && exNames.has(n.name))) {
+    skipped.push({ name: b, node: label, scope, reason: 'excluded' });
+    return undefined;
   }
-  return out;
-}
-
-function frameOf(g: GraphProto, scope: string): ConstFrame {
-  const frame: ConstFrame = { graph: g, scope, inits: new Map(), consts: new Map(), other: new Set() };
-  for (const t of g.initializer) frame.inits.set(t.name, t);
-  for (const i of g.input) if (!frame.inits.has(i.name)) frame.other.add(i.name);
-  for (const n of g.node) {
-    const t = constantTensor(n);
-    for (const o of n.output) {
-      if (!o) continue;
-      if (t && o === n.output[0]) frame.consts.set(o, n);
-      else frame.other.add(o);
-    }
-  }
-  return frame;
-}
-
-/** Resolve a value name to the initializer / Constant defining it, innermost graph first. */
-export function resolveConst(name: string, frames: ConstFrame[]): ConstRef | undefined {
-  for (const f of frames) {
-    const init = f.inits.get(name);
-    if (init) return { frame: f, kind: 'initializer', proto: init };
-    const cnode = f.consts.get(name);
-    if (cnode) return { frame: f, kind: 'constant', proto: constantTensor(cnode)!, constNode: cnode };
-    if (f.other.has(name)) return undefined;
-  }
-  return undefined;
-}
-
-/** Visit every node of every graph with its enclosing frames (innermost first) and a label. */
-export function walkNodes(proto: ModelProto, visit: (node: NodeProto, label: string, frames: ConstFrame[]) => void): void {
-  const walk = (g: GraphProto, scope: string, outer: ConstFrame[]): void => {
-    const frames = [frameOf(g, scope), ...outer];
-    g.node.forEach((n, i) => {
-      const label = n.name || `${n.opType || 'node'}#${i}`;
-      visit(n, label, frames);
-      for (const a of n.attribute) {
-        const subs = a.g ? [a.g, ...a.graphs] : a.graphs;
-        subs.forEach((sg, k) => walk(sg, `${scope}/${label}:${a.name}${subs.length > 1 ? `[${k}]` : ''}`, frames));
-      }
-    });
-  };
-  if (proto.graph) walk(proto.graph, 'graph', []);
-}
-
-/** Every name used anywhere in the model, for unique new names. */
-export function usedNames(proto: ModelProto): Set<string> {
-  const names = new Set<string>();
-  const walk = (g: GraphProto): void => {
-    for (const t of g.initializer) names.add(t.name);
-    for (const v of [...g.input, ...g.output, ...g.valueInfo]) names.add(v.name);
-    for (const n of g.node) {
-      names.add(n.name);
-      for (const x of [...n.input, ...n.output]) names.add(x);
-      subgraphs(n).forEach(walk);
-    }
-  };
-  if (proto.graph) walk(proto.graph);
-  return names;
-}
-
-export function uniqueNamer(proto: ModelProto): (base: string) => string {
-  const names = usedNames(proto);
-  return (base: string): string => {
-    let n = base;
-    for (let k = 1; names.has(n); k++) n = `${base}_${k}`;
-    names.add(n);
-    return n;
-  };
-}
-
-/** How many times each value name is read (node inputs in every graph, graph outputs). */
-export function readCounts(proto: ModelProto): Map<string, number> {
-  const counts = new Map<string, number>();
-  const add = (n: string): void => {
-    if (n) counts.set(n, (counts.get(n) ?? 0) + 1);
-  };
-  const walk = (g: GraphProto): void => {
-    for (const o of g.output) add(o.name);
-    for (const n of g.node) {
-      n.input.forEach(add);
-      subgraphs(n).forEach(walk);
-    }
-  };
-  if (proto.graph) walk(proto.graph);
-  return counts;
+  const ref = resolveConst(b, frames);
+  if (!ref) skipped.push({ name: b, node: label, scope, reason: 'B is computed, not a constant weight' });
+  return ref;
 }
 
 export function intAttr(name: string, i: number) {
@@ -324,16 +231,8 @@ export async function quantizeInt4(model: OnnxModel, opts: QuantizeInt4Options =
   walkNodes(proto, (n, label, frames) => {
     if (n.opType !== 'MatMul' || !isDefaultDomain(n.domain) || n.input.length < 2) return;
     const b = n.input[1]!;
-    const scope = frames[0]!.scope;
-    if (exNames.has(b) || (n.name !== '' && exNames.has(n.name))) {
-      skipped.push({ name: b, node: label, scope, reason: 'excluded' });
-      return;
-    }
-    const ref = resolveConst(b, frames);
-    if (!ref) {
-      skipped.push({ name: b, node: label, scope, reason: 'B is computed, not a constant weight' });
-      return;
-    }
+    const ref = constantWeightInput(n, label, frames, exNames, skipped);
+    if (!ref) return;
     let c = byProto.get(ref.proto);
     if (!c) byProto.set(ref.proto, (c = { name: b, ref, nodes: [] }));
     c.nodes.push({ node: n, label });

@@ -35,7 +35,6 @@ import {
   NodeProtoSchema,
   TensorProtoSchema,
   type GraphProto,
-  type ModelProto,
   type NodeProto,
   type TensorProto,
 } from 'onnx-buf';
@@ -50,7 +49,8 @@ import { chooseQuantParams, chooseQuantParamsAxis, dequantizeLinear, quantizeLin
 import { minMax, minMaxAxis } from '../../kernels/stats.js';
 import { errorStats } from '../../eval/metrics.js';
 import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
-import { isDefaultDomain, weightSlot } from './registry.js';
+import { bytesOf, constantNode, raiseIr } from './int4.js';
+import { defaultOpset, findWeightCandidates, subgraphs, uniqueNamer, type WeightCandidate } from '../graph.js';
 
 export type WeightQType = 'int8' | 'uint8';
 
@@ -104,118 +104,9 @@ export interface QuantizeWeightsReport {
   diagnostics: Diagnostic[];
 }
 
-interface Frame {
-  graph: GraphProto;
-  scope: string;
-  inits: Map<string, TensorProto>;
-  consts: Map<string, NodeProto>;
-  /** Names defined in this graph by something else than an initializer or Constant (shadowing outer names). */
-  other: Set<string>;
-}
-
-interface Use {
-  node: NodeProto;
-  axis: (rank: number) => number;
-}
-
-interface Candidate {
-  name: string;
-  frame: Frame;
-  kind: 'initializer' | 'constant';
-  proto: TensorProto;
-  constNode?: NodeProto;
-  uses: Use[];
-}
+type Candidate = WeightCandidate;
 
 const Q_ONNX: Record<WeightQType, number> = { int8: dtypeInfo('int8').onnx, uint8: dtypeInfo('uint8').onnx };
-
-function constantTensor(node: NodeProto): TensorProto | undefined {
-  if (node.opType !== 'Constant' || !isDefaultDomain(node.domain)) return undefined;
-  return node.attribute.find((a) => a.name === 'value')?.t;
-}
-
-function subgraphs(node: NodeProto): GraphProto[] {
-  const out: GraphProto[] = [];
-  for (const a of node.attribute) {
-    if (a.g) out.push(a.g);
-    out.push(...a.graphs);
-  }
-  return out;
-}
-
-/** Walk every graph (main and nested), resolving each registered weight input to its definition. */
-function findCandidates(proto: ModelProto): Candidate[] {
-  const byProto = new Map<TensorProto, Candidate>();
-  const walk = (g: GraphProto, scope: string, outer: Frame[]): void => {
-    const frame: Frame = { graph: g, scope, inits: new Map(), consts: new Map(), other: new Set() };
-    for (const t of g.initializer) frame.inits.set(t.name, t);
-    for (const i of g.input) if (!frame.inits.has(i.name)) frame.other.add(i.name);
-    for (const n of g.node) {
-      const t = constantTensor(n);
-      for (const o of n.output) {
-        if (!o) continue;
-        if (t && o === n.output[0]) frame.consts.set(o, n);
-        else frame.other.add(o);
-      }
-    }
-    const frames = [frame, ...outer];
-    g.node.forEach((n, i) => {
-      const slot = weightSlot(n);
-      const wname = slot ? n.input[slot.input] : undefined;
-      if (slot && wname) {
-        for (const f of frames) {
-          const init = f.inits.get(wname);
-          const cnode = init ? undefined : f.consts.get(wname);
-          if (!init && !cnode) {
-            if (f.other.has(wname)) break;
-            continue;
-          }
-          const tp = init ?? constantTensor(cnode!)!;
-          let c = byProto.get(tp);
-          if (!c) {
-            c = { name: wname, frame: f, kind: init ? 'initializer' : 'constant', proto: tp, uses: [] };
-            if (cnode) c.constNode = cnode;
-            byProto.set(tp, c);
-          }
-          c.uses.push({ node: n, axis: slot.axis });
-          break;
-        }
-      }
-      const label = n.name || `${n.opType || 'node'}#${i}`;
-      for (const a of n.attribute) {
-        const subs = a.g ? [a.g, ...a.graphs] : a.graphs;
-        subs.forEach((sg, k) => walk(sg, `${scope}/${label}:${a.name}${subs.length > 1 ? `[${k}]` : ''}`, frames));
-      }
-    });
-  };
-  if (proto.graph) walk(proto.graph, 'graph', []);
-  return [...byProto.values()];
-}
-
-/** Every name used anywhere in the model (values, initializers, nodes), to keep new names unique. */
-function usedNames(proto: ModelProto): Set<string> {
-  const names = new Set<string>();
-  const walk = (g: GraphProto): void => {
-    for (const t of g.initializer) names.add(t.name);
-    for (const v of [...g.input, ...g.output, ...g.valueInfo]) names.add(v.name);
-    for (const n of g.node) {
-      names.add(n.name);
-      for (const x of [...n.input, ...n.output]) names.add(x);
-      subgraphs(n).forEach(walk);
-    }
-  };
-  if (proto.graph) walk(proto.graph);
-  return names;
-}
-
-function defaultOpset(proto: ModelProto): number | undefined {
-  const o = proto.opsetImport.find((x) => isDefaultDomain(x.domain));
-  return o ? Number(o.version) : undefined;
-}
-
-function f32Bytes(a: Float32Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer);
-}
 
 function checkOptions(o: QuantizeWeightsOptions): number {
   if (o.dtype !== 'int8' && o.dtype !== 'uint8') {
@@ -242,7 +133,7 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
   const skipped: SkippedTensor[] = [];
   const exNames = new Set(opts.exclude?.names ?? []);
   const exOps = new Set(opts.exclude?.opTypes ?? []);
-  const candidates = findCandidates(proto);
+  const candidates = findWeightCandidates(proto);
   const opset = defaultOpset(proto);
   const report = (): QuantizeWeightsReport => ({
     options: { dtype: opts.dtype, perChannel: opts.perChannel, symmetric: opts.symmetric, minElements },
@@ -275,13 +166,7 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
   }
   const perChannel = opts.perChannel;
 
-  const names = usedNames(proto);
-  const unique = (base: string): string => {
-    let n = base;
-    for (let k = 1; names.has(n); k++) n = `${base}_${k}`;
-    names.add(n);
-    return n;
-  };
+  const unique = uniqueNamer(proto);
   const ctx = modelTensorContext(model);
   /** graph → DequantizeLinear nodes to put first. */
   const headNodes = new Map<GraphProto, NodeProto[]>();
@@ -338,7 +223,7 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
     const zpsArr = typeof zp === 'number' ? [zp] : Array.from(zp);
     const zBytes = opts.dtype === 'int8' ? new Uint8Array(Int8Array.from(zpsArr).buffer) : Uint8Array.from(zpsArr);
     const qT = create(TensorProtoSchema, { name: qName, dims: shape.map((d) => BigInt(d)), dataType: Q_ONNX[opts.dtype], rawData: new Uint8Array(q.buffer as ArrayBuffer, q.byteOffset, q.byteLength) });
-    const sT = create(TensorProtoSchema, { name: sName, dims: pDims, dataType: dtypeInfo('float32').onnx, rawData: f32Bytes(scales) });
+    const sT = create(TensorProtoSchema, { name: sName, dims: pDims, dataType: dtypeInfo('float32').onnx, rawData: bytesOf(scales) });
     const deq: NodeProto[] = [];
     let zT = create(TensorProtoSchema, { name: zName, dims: pDims, dataType: Q_ONNX[opts.dtype], rawData: zBytes as Uint8Array<ArrayBuffer> });
     let sTensor = sT;
@@ -354,8 +239,8 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
     } else {
       // Scales and zero points shaped to broadcast against the weight: C at `axis`, 1 elsewhere.
       const bDims = channel ? shape.map((d, i) => BigInt(i === axis ? d : 1)) : [];
-      sTensor = create(TensorProtoSchema, { name: sName, dims: bDims, dataType: dtypeInfo('float32').onnx, rawData: f32Bytes(scales) });
-      zT = create(TensorProtoSchema, { name: zName, dims: bDims, dataType: dtypeInfo('float32').onnx, rawData: f32Bytes(Float32Array.from(zpsArr)) });
+      sTensor = create(TensorProtoSchema, { name: sName, dims: bDims, dataType: dtypeInfo('float32').onnx, rawData: bytesOf(scales) });
+      zT = create(TensorProtoSchema, { name: zName, dims: bDims, dataType: dtypeInfo('float32').onnx, rawData: bytesOf(Float32Array.from(zpsArr)) });
       hasZp = zpsArr.some((z) => z !== 0);
       const castOut = unique(`${c.name}_cast`);
       deq.push(create(NodeProtoSchema, {
@@ -378,14 +263,7 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
       headNodes.set(c.frame.graph, list);
       addedInitializers = true;
     } else {
-      const constNode = (out: string, tp: TensorProto): NodeProto =>
-        create(NodeProtoSchema, {
-          opType: 'Constant',
-          name: unique(`${out}_Constant`),
-          output: [out],
-          attribute: [create(AttributeProtoSchema, { name: 'value', type: AttributeProto_AttributeType.TENSOR, t: tp })],
-        });
-      replaceNodes.set(c.constNode!, [...params3.map((t) => constNode(t.name, t)), ...deq]);
+      replaceNodes.set(c.constNode!, [...params3.map((t) => constantNode(t, unique(`${t.name}_Constant`))), ...deq]);
     }
     const bytesAfter = params3.reduce((a, t) => a + t.rawData.byteLength, 0);
     const entry: QuantizedTensor = {
@@ -411,13 +289,6 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
   };
   if (proto.graph) edit(proto.graph);
 
-  if (addedInitializers && proto.irVersion < 4n) {
-    diagnostics.push({
-      level: 'info',
-      code: 'quantize.ir_version_raised',
-      message: `ir_version raised from ${proto.irVersion} to 4 so the new initializers need not be graph inputs`,
-    });
-    proto.irVersion = 4n;
-  }
+  if (addedInitializers) raiseIr(proto, diagnostics);
   return { model, report: report() };
 }
