@@ -69,3 +69,13 @@ export function typedView(t: Tensor): View {
   const copy = d.slice();
   return new C(copy.buffer, 0, len);
 }
+
+/**
+ * True when no element is NaN or ±Inf. x * 0 is NaN exactly for those, so one branch-free pass
+ * (cheaper than a call to Number.isFinite per element on large weights).
+ */
+export function allFinite(x: Float32Array | Float64Array): boolean {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i]! * 0;
+  return s === 0;
+}

@@ -20,7 +20,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { NodeProtoSchema, TensorProtoSchema, type GraphProto, type NodeProto, type TensorProto } from 'onnx-buf';
-import { typedView } from '../../core/tensor.js';
+import { allFinite, typedView } from '../../core/tensor.js';
 import type { Diagnostic } from '../../core/errors.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
@@ -206,8 +206,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
       else if (count < minElements) skipAll(`${count} elements (< ${minElements})`);
       else {
         const x = typedView(await tensorFromProto(c.ref.proto, ctx)) as Float32Array;
-        let finite = true;
-        for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) { finite = false; break; }
+        const finite = allFinite(x);
         if (!finite) skipAll('holds NaN or infinite values');
         else {
           const qmax = reduceRange ? 63 : 127;

@@ -29,7 +29,7 @@ import {
   type NodeProto,
   type TensorProto,
 } from 'onnx-buf';
-import { typedView } from '../../core/tensor.js';
+import { allFinite, typedView } from '../../core/tensor.js';
 import type { Diagnostic } from '../../core/errors.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
@@ -266,8 +266,7 @@ export async function quantizeInt4(model: OnnxModel, opts: QuantizeInt4Options =
     if (N < 1) { skipAll('empty weight'); continue; }
     const t = await tensorFromProto(c.ref.proto, ctx);
     const w = typedView(t) as Float32Array;
-    let finite = true;
-    for (let i = 0; i < w.length; i++) if (!Number.isFinite(w[i]!)) { finite = false; break; }
+    const finite = allFinite(w);
     if (!finite) { skipAll('holds NaN or infinite values'); continue; }
 
     const wt = transpose2d(w, K, N); // [N, K]

@@ -38,7 +38,7 @@ import {
   type NodeProto,
   type TensorProto,
 } from 'onnx-buf';
-import { typedView } from '../../core/tensor.js';
+import { allFinite, typedView } from '../../core/tensor.js';
 import { dtypeInfo } from '../../core/dtype.js';
 import type { Diagnostic } from '../../core/errors.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
@@ -192,8 +192,7 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
 
     const t = await tensorFromProto(c.proto, ctx);
     const x = typedView(t) as Float32Array;
-    let finite = true;
-    for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) { finite = false; break; }
+    const finite = allFinite(x);
     if (!finite) { skip('holds NaN or infinite values'); continue; }
 
     const axis = c.uses[0]!.axis(shape.length);
