@@ -27,16 +27,11 @@ import {
   ModelProtoSchema,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
-  TensorProtoSchema,
-  TensorShapeProtoSchema,
-  TensorShapeProto_DimensionSchema,
-  TypeProtoSchema,
-  TypeProto_TensorSchema,
-  ValueInfoProtoSchema,
   type NodeProto,
   type TensorProto,
 } from 'onnx-buf';
 import { onnxModel } from '../formats/onnx/read.js';
+import { float32TensorProto, tensorValueInfo } from '../formats/onnx/build.js';
 import { openModelFile, saveOnnxFile } from '../platform/open.js';
 import { quantizeWeights } from '../compress/quantize/weight.js';
 
@@ -59,22 +54,6 @@ interface Row {
   outputBytes?: number;
 }
 
-const valueInfo = (name: string, dims: number[]) =>
-  create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, {
-      value: {
-        case: 'tensorType',
-        value: create(TypeProto_TensorSchema, {
-          elemType: 1,
-          shape: create(TensorShapeProtoSchema, {
-            dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: { case: 'dimValue', value: BigInt(d) } })),
-          }),
-        }),
-      },
-    }),
-  });
-
 /** Weights ~ U(-0.05, 0.05) from an xorshift32 stream (fast; the values only need to look like weights). */
 function fillWeights(a: Float32Array, seed: number): void {
   let s = (seed * 2654435761) >>> 0 || 1;
@@ -92,10 +71,10 @@ async function buildModel(path: string, layers: number): Promise<void> {
   for (let l = 0; l < layers; l++) {
     const w = new Float32Array(DIM * DIM);
     fillWeights(w, l + 1);
-    initializer.push(create(TensorProtoSchema, { name: `W${l}`, dims: [BigInt(DIM), BigInt(DIM)], dataType: 1, rawData: new Uint8Array(w.buffer) }));
+    initializer.push(float32TensorProto(`W${l}`, [DIM, DIM], w));
     nodes.push(create(NodeProtoSchema, { opType: 'MatMul', name: `mm${l}`, input: [l === 0 ? 'x' : `h${l - 1}`, `W${l}`], output: [l === layers - 1 ? 'y' : `h${l}`] }));
   }
-  const graph = create(GraphProtoSchema, { name: 'e2e', node: nodes, initializer, input: [valueInfo('x', [1, DIM])], output: [valueInfo('y', [1, DIM])] });
+  const graph = create(GraphProtoSchema, { name: 'e2e', node: nodes, initializer, input: [tensorValueInfo('x', [1, DIM])], output: [tensorValueInfo('y', [1, DIM])] });
   const proto = create(ModelProtoSchema, { irVersion: 8n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })], graph });
   await saveOnnxFile(onnxModel(proto, { path }), path, { externalData: { threshold: 1024 } });
 }

@@ -11,17 +11,11 @@ import {
   ModelProtoSchema,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
-  TensorProtoSchema,
-  TensorShapeProtoSchema,
-  TensorShapeProto_DimensionSchema,
-  TypeProtoSchema,
-  TypeProto_TensorSchema,
-  ValueInfoProtoSchema,
   type NodeProto,
-  type TensorProto,
 } from 'onnx-buf';
 import * as ort from 'onnxruntime-node';
 import { onnxModel, type OnnxModel } from '../../src/formats/onnx/read.js';
+import { float32TensorProto, tensorValueInfo } from '../../src/formats/onnx/build.js';
 import { CORPUS_ONNX, listFiles, rng } from '../formats/onnx/helpers.js';
 
 export const ORT_OPTS: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 1, logSeverityLevel: 3 };
@@ -50,23 +44,8 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return dot / Math.sqrt(aa * bb);
 }
 
-export const f32 = (name: string, dims: number[], data: Float32Array): TensorProto =>
-  create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: 1, rawData: new Uint8Array(data.buffer.slice(0)) });
-export const vi = (name: string, dims: (number | string)[]) =>
-  create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, {
-      value: {
-        case: 'tensorType',
-        value: create(TypeProto_TensorSchema, {
-          elemType: 1,
-          shape: create(TensorShapeProtoSchema, {
-            dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d } })),
-          }),
-        }),
-      },
-    }),
-  });
+export const f32 = float32TensorProto;
+export const vi = (name: string, dims: (number | string)[]) => tensorValueInfo(name, dims);
 
 export const K = 64;
 export const N = 48;

@@ -16,20 +16,15 @@ import {
   ModelProtoSchema,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
-  TensorProtoSchema,
-  TypeProtoSchema,
-  TypeProto_TensorSchema,
-  TensorShapeProtoSchema,
-  TensorShapeProto_DimensionSchema,
   ValueInfoProtoSchema,
   type ModelProto,
-  type TensorProto,
 } from 'onnx-buf';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeWeights, type QuantizeWeightsOptions } from '../../src/compress/quantize/weight.js';
 import { tensorBytes } from '../../src/compress/report.js';
 import { onnxModel, type OnnxModel } from '../../src/formats/onnx/read.js';
+import { float32TensorProto, tensorValueInfo } from '../../src/formats/onnx/build.js';
 import { saveOnnxFile } from '../../src/platform/open.js';
 import { quantizeCommand } from '../../src/cli/commands/quantize.js';
 import type { Out } from '../../src/cli/output.js';
@@ -266,15 +261,8 @@ describe('quantizeWeights specifics', () => {
     const r = rng(3);
     const w = Float32Array.from({ length: 8 * 4 }, () => r() * 2 - 1);
     const small = Float32Array.from({ length: 2 * 2 }, () => r());
-    const tensor = (name: string, dims: number[], data: Float32Array): TensorProto =>
-      create(TensorProtoSchema, { name, dims: dims.map(BigInt), dataType: 1, rawData: new Uint8Array(data.buffer) });
-    const vi = (name: string, dims: number[]) =>
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, {
-          value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: 1, shape: create(TensorShapeProtoSchema, { dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: { case: 'dimValue', value: BigInt(d) } })) }) }) },
-        }),
-      });
+    const tensor = float32TensorProto;
+    const vi = (name: string, dims: number[]) => tensorValueInfo(name, dims);
     const graph = create(GraphProtoSchema, {
       name: 'tiny',
       node: [
