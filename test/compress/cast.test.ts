@@ -17,15 +17,11 @@ import {
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
   TensorProto_DataType,
-  TensorShapeProto_DimensionSchema,
-  TensorShapeProtoSchema,
-  TypeProto_TensorSchema,
-  TypeProtoSchema,
-  ValueInfoProtoSchema,
   type ModelProto,
   type NodeProto,
   type ValueInfoProto,
 } from 'onnx-buf';
+import { tensorValueInfo } from '../../src/formats/onnx/build.js';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { castCommand } from '../../src/cli/commands/cast.js';
@@ -212,22 +208,8 @@ describe('bfloat16 (weights-only)', () => {
 // small hand-built models
 // ------------------------------------------------------------------------------------------------
 
-function tensorValue(name: string, elemType: number, dims: (number | string)[]): ValueInfoProto {
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, {
-      value: {
-        case: 'tensorType',
-        value: create(TypeProto_TensorSchema, {
-          elemType,
-          shape: create(TensorShapeProtoSchema, {
-            dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d } })),
-          }),
-        }),
-      },
-    }),
-  });
-}
+/** tensorValueInfo with the element type first, as these tests read best. */
+const tensorValue = (name: string, elemType: number, dims: (number | string)[]): ValueInfoProto => tensorValueInfo(name, dims, elemType);
 
 function f32(name: string, shape: number[], values: number[]) {
   return tensorToProto({ name, dtype: 'float32', shape, data: new Uint8Array(Float32Array.from(values).buffer) });
