@@ -5,7 +5,9 @@
  */
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
 
-export type FormatName = 'onnx' | 'pytorch-zip' | 'pytorch-legacy' | 'safetensors' | 'savedmodel' | 'caffe-prototxt' | 'caffemodel';
+export type FormatName =
+  | 'onnx' | 'pytorch-zip' | 'pytorch-legacy' | 'safetensors' | 'safetensors-index' | 'tf-bundle' | 'savedmodel'
+  | 'caffe-prototxt' | 'caffemodel';
 
 export interface FormatInfo {
   name: FormatName;
@@ -20,6 +22,8 @@ const FORMATS: Record<FormatName, FormatInfo> = {
   'pytorch-zip': { name: 'pytorch-zip', readable: false, tracking: 'PyTorch/safetensors issue (#4)' },
   'pytorch-legacy': { name: 'pytorch-legacy', readable: false, tracking: 'PyTorch/safetensors issue (#4)' },
   safetensors: { name: 'safetensors', readable: false, tracking: 'PyTorch/safetensors issue (#4)' },
+  'safetensors-index': { name: 'safetensors-index', readable: false, tracking: 'PyTorch/safetensors issue (#4)' },
+  'tf-bundle': { name: 'tf-bundle', readable: false, tracking: 'TensorFlow SavedModel issue (#5)' },
   savedmodel: { name: 'savedmodel', readable: false, tracking: 'TensorFlow SavedModel issue (#5)' },
   'caffe-prototxt': { name: 'caffe-prototxt', readable: false, tracking: 'Caffe issue (#9)' },
   caffemodel: { name: 'caffemodel', readable: false, tracking: 'Caffe issue (#9)' },
@@ -36,6 +40,9 @@ export function detectFormat(head: Uint8Array, name: string, isDirectory = false
   // Legacy torch.save starts with a pickle: PROTO opcode 0x80 then protocol 2..5, holding the magic number.
   if (head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5 && /\.(pt|pth|bin|ckpt)$/.test(lower)) return FORMATS['pytorch-legacy'];
   if (isSafetensorsHead(head)) return FORMATS.safetensors;
+  if (lower.endsWith('.safetensors.index.json')) return FORMATS['safetensors-index'];
+  // TF tensor bundles: the SSTable magic is in the footer, so go by the name TF always gives it.
+  if (lower.endsWith('.index') && !lower.endsWith('.safetensors.index')) return FORMATS['tf-bundle'];
   if (lower.endsWith('.prototxt')) return FORMATS['caffe-prototxt'];
   if (lower.endsWith('.caffemodel')) return FORMATS.caffemodel;
   if (lower.endsWith('saved_model.pb')) return FORMATS.savedmodel;
