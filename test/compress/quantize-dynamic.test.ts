@@ -170,7 +170,55 @@ describe('quantizeDynamic on Conv', () => {
     m.proto.graph!.node[0]!.input[2] = 'x1';
     const { report } = await quantizeDynamic(m);
     expect(report.skipped).toEqual([{ name: 'W', node: 'c1', scope: 'graph', reason: 'Conv bias is not a constant float32 tensor' }]);
-    await expect(quantizeDynamic(convModel(), { opTypes: ['Gemm' as 'Conv'] })).rejects.toMatchObject({ code: 'E_USAGE' });
+    await expect(quantizeDynamic(convModel(), { opTypes: ['Add' as 'Conv'] })).rejects.toMatchObject({ code: 'E_USAGE' });
+  });
+});
+
+describe('quantizeDynamic on Gemm', () => {
+  const gemmModel = (transB: boolean, alpha: number, beta: number, withC: boolean): OnnxModel => {
+    const r = rng(11);
+    const w = Float32Array.from({ length: K * N }, () => gauss(r) / 8);
+    const c = Float32Array.from({ length: N }, () => gauss(r));
+    const attr = (name: string, v: number, isFloat: boolean) => create(AttributeProtoSchema, isFloat
+      ? { name, type: AttributeProto_AttributeType.FLOAT, f: v }
+      : { name, type: AttributeProto_AttributeType.INT, i: BigInt(v) });
+    const graph = create(GraphProtoSchema, {
+      name: 'gemm',
+      node: [create(NodeProtoSchema, {
+        opType: 'Gemm', name: 'g1', input: ['x', 'W', ...(withC ? ['C'] : [])], output: ['y'],
+        attribute: [attr('transB', transB ? 1 : 0, false), attr('alpha', alpha, true), attr('beta', beta, true)],
+      })],
+      initializer: [f32('W', transB ? [N, K] : [K, N], w), ...(withC ? [f32('C', [N], c)] : [])],
+      input: [vi('x', [M, K])],
+      output: [vi('y', [M, N])],
+    });
+    return onnxModel(create(ModelProtoSchema, { irVersion: 8n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })], graph }));
+  };
+
+  it.each([
+    [true, 0.5, 2, true, false], [false, 1, 1, false, true], [true, 1, 1, true, true], [false, 2, 0.25, true, false],
+  ] as const)('transB %s alpha %s beta %s C %s perChannel %s: MatMulInteger on [K, N], alpha/beta·C after the rescale, cosine ≥ 0.99', async (transB, alpha, beta, withC, perChannel) => {
+    const model = gemmModel(transB, alpha, beta, withC);
+    const orig = join(dir, `gemm-${transB}-${alpha}-${beta}-${withC}.onnx`);
+    await saveOnnxFile(model, orig);
+    const { report } = await quantizeDynamic(model, { perChannel });
+    expect(report.quantized.map((q) => [q.op, q.shape])).toEqual([['Gemm', [K, N]]]);
+    const ops = model.proto.graph!.node.map((n) => n.opType);
+    expect(ops.slice(0, 5)).toEqual(['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul', 'Mul']);
+    expect(ops.filter((o) => o === 'Mul').length).toBe(2 + (alpha !== 1 ? 1 : 0) + (withC && beta !== 1 ? 1 : 0));
+    expect(ops.includes('Add')).toBe(withC);
+    const file = join(dir, `gemm-${transB}-${alpha}-${beta}-${withC}.dyn.onnx`);
+    await saveOnnxFile(model, file);
+    const r = rng(3);
+    const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: M * K }, () => gauss(r)), [M, K]) };
+    expect(cosine((await run(orig, feeds)).y!, (await run(file, feeds)).y!)).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it('skips transA = 1', async () => {
+    const model = gemmModel(false, 1, 1, false);
+    model.proto.graph!.node[0]!.attribute.push(create(AttributeProtoSchema, { name: 'transA', type: AttributeProto_AttributeType.INT, i: 1n }));
+    const { report } = await quantizeDynamic(model);
+    expect(report.skipped).toEqual([{ name: 'W', node: 'g1', scope: 'graph', reason: 'Gemm with transA = 1' }]);
   });
 });
 

@@ -1,11 +1,15 @@
 /**
- * Dynamic int8 quantization of MatMul and Conv, the way onnxruntime.quantization.quantize_dynamic
+ * Dynamic int8 quantization of MatMul, Gemm and Conv, the way onnxruntime.quantization.quantize_dynamic
  * writes it: the weight is stored as int8 (symmetric, zero point 0) and the activation is quantized
  * at run time:
  *
  *   A ─► DynamicQuantizeLinear ─► A_q (uint8), A_scale, A_zp
  *   MatMulInteger(A_q, W_q, A_zp, W_zp) ─► int32 ─► Cast(to=FLOAT) ─► Mul(·, A_scale * W_scale) ─► Y
  *   ConvInteger(A_q, W_q, A_zp, W_zp)   ─► int32 ─► Cast(to=FLOAT) ─► Mul(·, A_scale * W_scale) ─► Add(bias) ─► Y
+ *
+ *   Gemm (transA = 0) is a MatMul on the quantized [K, N] weight (transB weights are transposed once,
+ *   when quantized) followed by Mul(alpha) when alpha ≠ 1 and Add(beta · C) when C is given:
+ *   MatMulInteger ─► Cast ─► Mul(scale) [─► Mul(alpha)] [─► Add(beta·C)] ─► Y
  *
  * (A_scale * W_scale is one Mul.) The output keeps the node's name; Conv attributes are copied to
  * ConvInteger, the bias is added after the rescale (reshaped to [M, 1, …] to broadcast over the
@@ -32,6 +36,7 @@ import { errorStats } from '../../eval/metrics.js';
 import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
 import { isDefaultDomain } from './registry.js';
 import { GraphEdits, bytesOf, constantWeightInput, intAttr, raiseIr } from './int4.js';
+import { transpose2d } from '../../kernels/layout.js';
 import { defaultOpset, readCounts, resolveConst, uniqueNamer, walkNodes, type ConstRef } from '../graph.js';
 
 export interface QuantizeDynamicOptions {
@@ -39,20 +44,23 @@ export interface QuantizeDynamicOptions {
   reduceRange?: boolean;
   /** One weight scale per output channel (default false: one per tensor, as quantize_dynamic). */
   perChannel?: boolean;
-  /** Op types to rewrite (default both): 'MatMul', 'Conv'. */
-  opTypes?: ('MatMul' | 'Conv')[];
+  /** Op types to rewrite (default all): 'MatMul', 'Gemm', 'Conv'. */
+  opTypes?: DynamicOp[];
   /** Leave MatMuls alone by weight name or node name. */
   exclude?: { names?: string[] };
   /** Skip weights with fewer elements than this (default 16). */
   minElements?: number;
 }
 
+export type DynamicOp = 'MatMul' | 'Gemm' | 'Conv';
+
 export interface DynamicTensor {
   name: string;
   nodes: string[];
   scope: string;
   kind: 'initializer' | 'constant';
-  op: 'MatMul' | 'Conv';
+  op: DynamicOp;
+  /** Shape of the stored int8 weight (a transB Gemm weight is stored transposed, [K, N]). */
   shape: number[];
   scheme: 'per-channel' | 'per-tensor';
   /** The scale (per tensor) or the largest scale (per channel). */
@@ -87,11 +95,13 @@ interface Use {
   graph: GraphProto;
   /** Conv bias, when given and constant. */
   bias?: ConstRef;
+  /** Gemm attributes (alpha/beta default 1) and its C input. */
+  gemm?: { transB: boolean; alpha: number; beta: number; c?: string };
 }
 
 interface Candidate {
   name: string;
-  op: 'MatMul' | 'Conv';
+  op: DynamicOp;
   ref: ConstRef;
   uses: Use[];
 }
@@ -107,8 +117,8 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
   }
   const reduceRange = Boolean(opts.reduceRange);
   const perChannel = Boolean(opts.perChannel);
-  const opTypes = opts.opTypes ?? ['MatMul', 'Conv'];
-  for (const t of opTypes) if (t !== 'MatMul' && t !== 'Conv') throw new ModelsmithError(ErrorCodes.USAGE, `dynamic quantization handles MatMul and Conv, not '${String(t)}'`);
+  const opTypes = opts.opTypes ?? ['MatMul', 'Gemm', 'Conv'];
+  for (const t of opTypes) if (t !== 'MatMul' && t !== 'Conv' && t !== 'Gemm') throw new ModelsmithError(ErrorCodes.USAGE, `dynamic quantization handles MatMul, Gemm and Conv, not '${String(t)}'`);
   await initKernels();
   const proto = model.proto;
   const before = tensorBytes(model);
@@ -123,13 +133,20 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
 
   const byProto = new Map<TensorProto, Candidate>();
   walkNodes(proto, (n, label, frames) => {
-    if ((n.opType !== 'MatMul' && n.opType !== 'Conv') || !opTypes.includes(n.opType) || !isDefaultDomain(n.domain) || n.input.length < 2) return;
-    const op = n.opType;
+    const op = n.opType as DynamicOp;
+    if (!opTypes.includes(op) || !isDefaultDomain(n.domain) || n.input.length < 2) return;
     const b = n.input[1]!;
     const scope = frames[0]!.scope;
+    if (op === 'Gemm' && attrInt(n, 'transA', 0) !== 0) {
+      skipped.push({ name: b, node: label, scope, reason: 'Gemm with transA = 1' });
+      return;
+    }
     const ref = constantWeightInput(n, label, frames, exNames, skipped);
     if (!ref) return;
     const use: Use = { node: n, label, graph: frames[0]!.graph };
+    if (op === 'Gemm') {
+      use.gemm = { transB: attrInt(n, 'transB', 0) !== 0, alpha: attrFloat(n, 'alpha', 1), beta: attrFloat(n, 'beta', 1), ...(n.input[2] ? { c: n.input[2] } : {}) };
+    }
     if (op === 'Conv' && n.input[2]) {
       const bias = resolveConst(n.input[2], frames);
       if (!bias || tensorDType(bias.proto, model.path) !== 'float32') {
@@ -142,6 +159,10 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
     if (!c) byProto.set(ref.proto, (c = { name: b, op, ref, uses: [] }));
     if (c.op !== op) {
       skipped.push({ name: b, node: label, scope, reason: `weight also read by ${c.op}` });
+      return;
+    }
+    if (op === 'Gemm' && c.uses.length && c.uses[0]!.gemm!.transB !== use.gemm!.transB) {
+      skipped.push({ name: b, node: label, scope, reason: 'weight read by Gemms with different transB' });
       return;
     }
     c.uses.push(use);
@@ -205,12 +226,19 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
       else if (shape.length < 2) skipAll(`rank ${shape.length} (< 2)`);
       else if (count < minElements) skipAll(`${count} elements (< ${minElements})`);
       else {
-        const x = typedView(await tensorFromProto(c.ref.proto, ctx)) as Float32Array;
+        let x = typedView(await tensorFromProto(c.ref.proto, ctx)) as Float32Array;
+        // A transB Gemm weight is [N, K]: store it as MatMulInteger's [K, N] once.
+        const transB = c.op === 'Gemm' && c.uses[0]!.gemm!.transB;
+        if (transB) {
+          if (shape.length !== 2) throw new ModelsmithError(ErrorCodes.MALFORMED, `Gemm weight has rank ${shape.length}`, { tensor: c.name, path: model.path });
+          x = transpose2d(x, shape[0]!, shape[1]!);
+          shape.reverse();
+        }
         const finite = allFinite(x);
         if (!finite) skipAll('holds NaN or infinite values');
         else {
           const qmax = reduceRange ? 63 : 127;
-          const axis = c.op === 'MatMul' ? shape.length - 1 : 0;
+          const axis = c.op === 'Conv' ? 0 : shape.length - 1;
           const toScale = (absmax: number): number => {
             const sc = Math.fround(absmax / qmax);
             return sc >= 2 ** -126 && Number.isFinite(sc) ? sc : 1;
@@ -230,7 +258,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
           }
           const err = errorStats(x, deq);
           const scale = scales.reduce((a, v) => Math.max(a, v), 0);
-          const sDims = !perChannel ? [] : c.op === 'MatMul' ? [shape[axis]!] : [shape[0]!, ...shape.slice(2).map(() => 1)];
+          const sDims = !perChannel ? [] : c.op !== 'Conv' ? [shape[axis]!] : [shape[0]!, ...shape.slice(2).map(() => 1)];
           const names = { q: unique(`${c.name}_quantized`), s: unique(`${c.name}_scale`), z: unique(`${c.name}_zero_point`), scale };
           const tensors = [
             create(TensorProtoSchema, { name: names.q, dims: shape.map(BigInt), dataType: INT8, rawData: bytesOf(q) }),
@@ -256,8 +284,10 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
     const yi = unique(`${y}_int32`);
     const yf = unique(`${y}_float`);
     const sc = unique(`${y}_combined_scale`);
-    const integerOp = c.op === 'MatMul' ? 'MatMulInteger' : 'ConvInteger';
-    const scaled = u.bias ? unique(`${y}_scaled`) : y;
+    const integerOp = c.op === 'Conv' ? 'ConvInteger' : 'MatMulInteger';
+    const g = u.gemm;
+    const tail = Boolean(u.bias) || (g !== undefined && (g.alpha !== 1 || g.c !== undefined));
+    const scaled = tail ? unique(`${y}_scaled`) : y;
     const nodes = [
       create(NodeProtoSchema, { opType: integerOp, name: unique(`${base}_${integerOp}`), input: [aq, w.q, az, w.z], output: [yi], attribute: c.op === 'Conv' ? [...u.node.attribute] : [] }),
       create(NodeProtoSchema, { opType: 'Cast', name: unique(`${base}_Cast`), input: [yi], output: [yf], attribute: [intAttr('to', FLOAT)] }),
@@ -277,6 +307,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
       }
       nodes.push(create(NodeProtoSchema, { opType: 'Add', name: unique(`${base}_bias_Add`), input: [scaled, rb], output: [y] }));
     }
+    if (g) nodes.push(...gemmTail(g, scaled, y, base, unique, (t) => edits.place(c.ref, [t], unique)));
     const list = edits.replace.get(u.node) ?? [u.node];
     edits.replace.set(u.node, [...list.filter((n) => n !== u.node), ...nodes]);
   }
@@ -286,4 +317,44 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
     if (edits.addedInitializers) raiseIr(proto, diagnostics);
   }
   return finish();
+}
+
+/**
+ * After the rescale of a Gemm: Y = alpha · (A·B) + beta · C. alpha and beta go in as scalar constants
+ * (placed beside the weight), so a computed C works as well as a constant one; Add broadcasts C as
+ * Gemm's unidirectional broadcast does.
+ */
+function gemmTail(g: NonNullable<Use['gemm']>, scaled: string, y: string, base: string, unique: (b: string) => string, place: (t: TensorProto) => void): NodeProto[] {
+  const nodes: NodeProto[] = [];
+  const scalar = (v: number, what: string): string => {
+    const name = unique(`${base}_${what}`);
+    place(create(TensorProtoSchema, { name, dims: [], dataType: FLOAT, rawData: bytesOf(Float32Array.of(v)) }));
+    return name;
+  };
+  let cur = scaled;
+  if (g.alpha !== 1) {
+    const next = g.c !== undefined ? unique(`${y}_alpha`) : y;
+    nodes.push(create(NodeProtoSchema, { opType: 'Mul', name: unique(`${base}_alpha_Mul`), input: [cur, scalar(g.alpha, 'alpha')], output: [next] }));
+    cur = next;
+  }
+  if (g.c !== undefined) {
+    let c = g.c;
+    if (g.beta !== 1) {
+      const bc = unique(`${g.c}_beta`);
+      nodes.push(create(NodeProtoSchema, { opType: 'Mul', name: unique(`${base}_beta_Mul`), input: [g.c, scalar(g.beta, 'beta')], output: [bc] }));
+      c = bc;
+    }
+    nodes.push(create(NodeProtoSchema, { opType: 'Add', name: unique(`${base}_C_Add`), input: [cur, c], output: [y] }));
+  }
+  return nodes;
+}
+
+function attrInt(n: NodeProto, name: string, dflt: number): number {
+  const a = n.attribute.find((x) => x.name === name);
+  return a ? Number(a.i) : dflt;
+}
+
+function attrFloat(n: NodeProto, name: string, dflt: number): number {
+  const a = n.attribute.find((x) => x.name === name);
+  return a ? a.f : dflt;
 }
