@@ -67,7 +67,7 @@ describe('quantizeDynamic on a small in-memory model', () => {
     expect(cosine(ref, got)).toBeGreaterThanOrEqual(0.99);
   });
 
-  it('quantizes an activation shared by two MatMuls once; leaves old opsets alone', async () => {
+  it('quantizes an activation shared by two MatMuls once; raises old opsets only when safe', async () => {
     const r = rng(5);
     const w = Float32Array.from({ length: K * N }, () => gauss(r) / 8);
     const w2 = Float32Array.from({ length: K * N }, () => gauss(r) / 8);
@@ -99,11 +99,25 @@ describe('quantizeDynamic on a small in-memory model', () => {
     expect(cosine(a.y1!, b.y1!)).toBeGreaterThanOrEqual(0.99);
     expect(cosine(a.y2!, b.y2!)).toBeGreaterThanOrEqual(0.99);
 
-    const old = build(10);
-    const res = await quantizeDynamic(old);
+    const kept = build(10);
+    const res = await quantizeDynamic(kept, { upgradeOpset: false });
     expect(res.report.quantized).toEqual([]);
     expect(res.report.skipped.map((s) => s.reason)).toEqual(['ai.onnx opset 10 < 11', 'ai.onnx opset 10 < 11']);
-    expect(old.proto.graph!.node.map((n) => n.opType)).toEqual(['MatMul', 'MatMul']);
+    expect(kept.proto.graph!.node.map((n) => n.opType)).toEqual(['MatMul', 'MatMul']);
+
+    // An op whose meaning changed by opset 11 (TopK's k became an input) blocks the upgrade: model untouched.
+    const blocked = build(10);
+    blocked.proto.graph!.node.push(create(NodeProtoSchema, { opType: 'TopK', input: ['y1'], output: ['v', 'i'], name: 'top' }));
+    const rb = await quantizeDynamic(blocked);
+    expect(rb.report.quantized).toEqual([]);
+    expect(rb.report.diagnostics[0]!.message).toContain('TopK ×1');
+    expect(Number(blocked.proto.opsetImport[0]!.version)).toBe(10);
+
+    const old = build(10);
+    const up = await quantizeDynamic(old);
+    expect(up.report.quantized.map((x) => x.name)).toEqual(['W', 'W2']);
+    expect(up.report.diagnostics.map((d) => d.code)).toContain('opset.upgraded');
+    expect(Number(old.proto.opsetImport[0]!.version)).toBe(11);
     await expect(quantizeDynamic(build(13), { minElements: 0 })).rejects.toMatchObject({ code: 'E_USAGE' });
   });
 });

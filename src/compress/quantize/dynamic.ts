@@ -19,7 +19,7 @@
  * onnxruntime's ConvInteger requires, and the per-channel scale is applied in the rescale Mul.
  * `reduceRange` limits the weight codes to 7 bits (scale = absmax / 63, codes in [-63, 63]) for CPUs
  * whose u8×s8 dot products saturate. Needs ai.onnx opset ≥ 11 (DynamicQuantizeLinear); older models
- * are left alone with a diagnostic (the opset is not raised). The float weight is removed when
+ * are raised to 11 when every op keeps its meaning (opset-upgrade.ts), else left alone with a diagnostic. The float weight is removed when
  * nothing else reads it.
  */
 import { create } from '@bufbuild/protobuf';
@@ -37,6 +37,7 @@ import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
 import { isDefaultDomain } from './registry.js';
 import { GraphEdits, bytesOf, constantWeightInput, intAttr, raiseIr } from './int4.js';
 import { transpose2d } from '../../kernels/layout.js';
+import { upgradeToOpset11 } from '../opset-upgrade.js';
 import { defaultOpset, readCounts, resolveConst, uniqueNamer, walkNodes, type ConstRef } from '../graph.js';
 
 export interface QuantizeDynamicOptions {
@@ -50,6 +51,11 @@ export interface QuantizeDynamicOptions {
   exclude?: { names?: string[] };
   /** Skip weights with fewer elements than this (default 16). */
   minElements?: number;
+  /**
+   * Below opset 11, raise the model to opset 11 when every op keeps its meaning (opset-upgrade.ts;
+   * default true). With false, such models are left alone.
+   */
+  upgradeOpset?: boolean;
 }
 
 export type DynamicOp = 'MatMul' | 'Gemm' | 'Conv';
@@ -172,11 +178,13 @@ export async function quantizeDynamic(model: OnnxModel, opts: QuantizeDynamicOpt
     return finish();
   }
   const opset = defaultOpset(proto) ?? 0;
-  if (opset < 11) {
+  const upgrade = opset < 11 && opts.upgradeOpset !== false && byProto.size > 0 ? upgradeToOpset11(proto, diagnostics) : undefined;
+  if (opset < 11 && !upgrade?.upgraded) {
+    const why = upgrade ? `it cannot be raised to 11 without changing what these ops mean: ${upgrade.blockers.join(', ')}` : 'the opset is not raised (upgradeOpset: false)';
     diagnostics.push({
       level: 'warning',
       code: 'quantize.opset_too_old',
-      message: `the model imports ai.onnx opset ${opset || '(none)'}; DynamicQuantizeLinear needs opset 11, so nothing was quantized (the opset is not raised)`,
+      message: `the model imports ai.onnx opset ${opset || '(none)'}; DynamicQuantizeLinear needs opset 11, so nothing was quantized: ${why}`,
     });
     for (const c of byProto.values()) for (const u of c.uses) skipped.push({ name: c.name, node: u.label, scope: c.ref.frame.scope, reason: `ai.onnx opset ${opset} < 11` });
     return finish();
