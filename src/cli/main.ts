@@ -36,6 +36,13 @@ function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `modelsmith inspect big.pt | head`: a closed pipe ends the output, it is not a crash.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT_OK);
+      throw e;
+    });
+  }
   const wantsJson = argv.includes('--json');
   const verb = argv[0];
   try {

@@ -109,7 +109,7 @@ function inputAxis(node: NodeProto, rank: number): number | undefined {
 function checkOptions(o: PruneWeightsOptions): { sparsity: number; n: number; m: number } {
   const method = o.method as string;
   if (method === 'channel') {
-    throw new ModelsmithError(ErrorCodes.UNSUPPORTED, 'structured channel pruning is not implemented yet (issue #3)');
+    throw new ModelsmithError(ErrorCodes.USAGE, "structured channel pruning is a separate pass: use pruneChannels (compress/prune-structured.ts) or 'prune --method channel'");
   }
   if (method !== 'magnitude' && method !== 'global' && method !== 'nm') {
     throw new ModelsmithError(ErrorCodes.USAGE, `prune method must be magnitude, global or nm, got '${String(o.method)}'`);

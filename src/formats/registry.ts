@@ -19,14 +19,14 @@ export interface FormatInfo {
 
 const FORMATS: Record<FormatName, FormatInfo> = {
   onnx: { name: 'onnx', readable: true },
-  'pytorch-zip': { name: 'pytorch-zip', readable: false, tracking: 'PyTorch/safetensors issue (#4)' },
-  'pytorch-legacy': { name: 'pytorch-legacy', readable: false, tracking: 'PyTorch/safetensors issue (#4)' },
-  safetensors: { name: 'safetensors', readable: false, tracking: 'PyTorch/safetensors issue (#4)' },
-  'safetensors-index': { name: 'safetensors-index', readable: false, tracking: 'PyTorch/safetensors issue (#4)' },
-  'tf-bundle': { name: 'tf-bundle', readable: false, tracking: 'TensorFlow SavedModel issue (#5)' },
+  'pytorch-zip': { name: 'pytorch-zip', readable: true },
+  'pytorch-legacy': { name: 'pytorch-legacy', readable: true },
+  safetensors: { name: 'safetensors', readable: true },
+  'safetensors-index': { name: 'safetensors-index', readable: true },
+  'tf-bundle': { name: 'tf-bundle', readable: true },
   savedmodel: { name: 'savedmodel', readable: false, tracking: 'TensorFlow SavedModel issue (#5)' },
   'caffe-prototxt': { name: 'caffe-prototxt', readable: false, tracking: 'Caffe issue (#9)' },
-  caffemodel: { name: 'caffemodel', readable: false, tracking: 'Caffe issue (#9)' },
+  caffemodel: { name: 'caffemodel', readable: true },
 };
 
 /**
@@ -54,7 +54,8 @@ function isSafetensorsHead(h: Uint8Array): boolean {
   if (h.length < 9) return false;
   const n = h[0]! + h[1]! * 256 + h[2]! * 65536 + h[3]! * 16777216;
   const high = h[4]! | h[5]! | h[6]! | h[7]!;
-  return high === 0 && n > 1 && n < 100_000_000 && (h[8] === 0x7b || h[8] === 0x20);
+  // The header is JSON, which the official crate lets start with whitespace.
+  return high === 0 && n > 1 && n < 100_000_000 && (h[8] === 0x7b || h[8] === 0x20 || h[8] === 0x09 || h[8] === 0x0a || h[8] === 0x0d);
 }
 
 /** ModelProto almost always starts with ir_version (field 1, varint: 0x08) and a small value. */

@@ -262,7 +262,7 @@ describe('pruneWeights specifics', () => {
     await bad({ method: 'global', sparsity: Number.NaN }, 'E_USAGE');
     await bad({ method: 'magnitude' }, 'E_USAGE');
     await bad({ method: 'lottery', sparsity: 0.5 }, 'E_USAGE');
-    await bad({ method: 'channel', sparsity: 0.5 }, 'E_UNSUPPORTED');
+    await bad({ method: 'channel', sparsity: 0.5 }, 'E_USAGE');
     await bad({ method: 'nm', n: 5, m: 4 }, 'E_USAGE');
     await bad({ method: 'nm', n: 1, m: 0 }, 'E_USAGE');
     await bad({ method: 'nm', n: 1.5, m: 4 }, 'E_USAGE');
@@ -293,12 +293,11 @@ describe('prune CLI verb', () => {
     expect(rep2.options).toMatchObject({ n: 2, m: 4, sparsity: 0.5 });
   });
 
-  it('refuses --method channel with E_UNSUPPORTED and bad arguments with E_USAGE', async () => {
+  it('refuses bad arguments with E_USAGE', async () => {
     const o = join(dir, 'never.onnx');
     const bad = async (v: Record<string, string | boolean>, code: string, pos = [wake]): Promise<void> => {
       await expect(pruneCommand.run(pos, v, out)).rejects.toMatchObject({ code });
     };
-    await bad({ output: o, method: 'channel', sparsity: '0.5' }, 'E_UNSUPPORTED');
     await bad({ output: o, method: 'random', sparsity: '0.5' }, 'E_USAGE');
     await bad({ output: o }, 'E_USAGE'); // no --sparsity
     await bad({ output: o, sparsity: '1.5' }, 'E_USAGE');

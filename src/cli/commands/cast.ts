@@ -4,6 +4,7 @@ import { DEFAULT_BLOCKED_OPS } from '../../compress/cast-blocklist.js';
 import { externalFiles, openModelFile, saveOnnxFile } from '../../platform/open.js';
 import { formatBytes } from '../output.js';
 import type { Command } from './index.js';
+import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, weightsCastPass } from '../weights.js';
 
 export const castCommand: Command = {
   name: 'cast',
@@ -35,15 +36,21 @@ the command refuse the model with E_UNSUPPORTED, naming the values.
 The output is written atomically and the input is never overwritten. A model whose weights are in
 external data is written with external data too (<out>.data).
 
+${CONTAINER_HELP}
+  Every float tensor (1-D too, as model.half() does) becomes --to; integer tensors stay.
+
 examples:
   modelsmith cast model.onnx -o model.fp16.onnx --to float16
   modelsmith cast model.onnx -o model.fp16.onnx --to float16 --block-ops Softmax,LayerNormalization
-  modelsmith cast model.onnx -o model.bf16.onnx --to bfloat16 --json`,
+  modelsmith cast model.onnx -o model.bf16.onnx --to bfloat16 --json
+  modelsmith cast model.pt -o model.fp16.safetensors --to float16`,
   options: {
     to: { type: 'string' },
     'keep-io-types': { type: 'boolean' },
     'no-keep-io-types': { type: 'boolean' },
     'block-ops': { type: 'string' },
+    exclude: { type: 'string' },
+    ...CONTAINER_OPTIONS,
   },
   async run(positionals, values, out) {
     const input = positionals[0];
@@ -57,6 +64,10 @@ examples:
     }
     if (values['keep-io-types'] && values['no-keep-io-types']) {
       throw new ModelsmithError(ErrorCodes.USAGE, '--keep-io-types and --no-keep-io-types contradict each other');
+    }
+    if (isWeightFormat(await detectFile(input))) return runWeights('cast', input, output, values, out, weightsCastPass(to, values));
+    for (const k of Object.keys(CONTAINER_OPTIONS).concat('exclude')) {
+      if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} applies to weight containers, not ONNX models`);
     }
     if (!output.toLowerCase().endsWith('.onnx')) {
       throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `writing '${output}' is not supported: cast writes ONNX (.onnx) only`, { path: output });

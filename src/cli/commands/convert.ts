@@ -1,35 +1,79 @@
+import { readFile } from 'node:fs/promises';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
-import { openModelFile, saveOnnxFile } from '../../platform/open.js';
+import { replaceOnnxInitializers } from '../../formats/onnx/weights.js';
+import { parseRecipe, runRecipeOnnx, runRecipeWeights, type Recipe } from '../../compress/recipe.js';
+import { evaluate } from '../../eval/compare.js';
+import { externalFiles, openModelFile, saveOnnxFile } from '../../platform/open.js';
+import { openWeights, weightOutputFormat } from '../../platform/weights-io.js';
 import { formatBytes } from '../output.js';
+import { detectFile, isWeightFormat, runWeights } from '../weights.js';
 import type { Command } from './index.js';
 
 export const convertCommand: Command = {
   name: 'convert',
-  summary: 'rewrite a model in another container (today: ONNX → ONNX, optionally with external data)',
-  help: `usage: modelsmith convert <in.onnx> -o <out.onnx> [--external-data] [--threshold BYTES] [--json]
-       modelsmith convert <in.onnx> <out.onnx> ...
+  summary: 'rewrite a model in another container: ONNX (+external data), .pt, .safetensors (sharded)',
+  help: `usage: modelsmith convert <in> -o <out> [options]
+       modelsmith convert <in> <out> [options]
 
-Reads the model, checks every tensor, and writes it again. Large tensor payloads are streamed, so
-the output never needs one giant in-memory message.
+What is converted is decided by the input's format and the output's extension:
+
+  ONNX → .onnx             rewrite (optionally moving big tensors to external data); with --weights W,
+                           the initializers are replaced by the tensors of W (a .pt/.safetensors state_dict)
+  any → .safetensors       the tensors of a PyTorch checkpoint, safetensors file(s), TF variables.index,
+  any → .pt / .pth / .bin  .caffemodel, or an ONNX model's initializers, written as safetensors (one file,
+                           or shards with --shard-size / an output ending in .safetensors.index.json) or as
+                           a zip .pt that torch.load(weights_only=True) accepts (tied weights stay tied)
+
+Every tensor is read, checked and written one at a time, so memory stays near the largest tensor.
+PyTorch pickles are never executed: only an allow-list of torch globals is interpreted.
 
 options:
-  -o, --output PATH     output file (or give it as the second argument)
-  --external-data       move tensors of at least --threshold bytes to <out>.data (page-aligned offsets),
-                        the way onnx.save_model(save_as_external_data=True) does; needed above 2 GiB
-  --location NAME       file name for the external data (default: <out file name>.data)
-  --threshold BYTES     size from which a tensor goes external (default 1024)
-  --json                one JSON report on stdout
+  -o, --output PATH      output file (or give it as the second argument)
+  --key K                PyTorch checkpoints: the nested state_dict to take (e.g. model_state_dict)
+  --shard-size SIZE      safetensors output: shard size, e.g. 2GB, 500MB, 1.5GiB (writes
+                         <name>-00001-of-0000N.safetensors + <name>.safetensors.index.json)
+  --allow-unknown-globals  PyTorch: write the tensors even if the pickle references objects outside
+                         the allow-list (they are never run; by default this stops the conversion)
+  --weights FILE         ONNX output: replace initializers by name with the tensors of FILE
+  --map FILE             with --weights: JSON object {"tensor name in FILE": "initializer name"}
+  --partial              with --weights: allow tensors that match no initializer (they are reported)
+  --external-data        ONNX output: move tensors of at least --threshold bytes to <out>.data
+                         (page-aligned offsets), as onnx.save_model(save_as_external_data=True); needed above 2 GiB
+  --location NAME        file name for the external data (default: <out file name>.data)
+  --threshold BYTES      size from which a tensor goes external (default 1024)
+  --recipe FILE          run the compression passes of a recipe (JSON) on the way, e.g.
+                         {"steps": [{"pass": "prune", "method": "nm"},
+                                    {"pass": "quantize", "method": "weight", "perChannel": true}],
+                          "eval": {"samples": 8}}
+                         steps: quantize (method weight|dynamic|int4, dtype, perChannel, symmetric,
+                         blockSize, reduceRange, minElements, exclude), cast (to, keepIoTypes, blockOps),
+                         prune (method magnitude|global|nm, sparsity, n, m, includeOneDim, exclude);
+                         options mean what the same-named flags of quantize/cast/prune mean. "eval"
+                         (ONNX) compares the result with the input in onnxruntime afterwards.
+  --json                 one JSON report on stdout
 
-The output is written to a temporary file and renamed, so a failure leaves nothing behind, and the
-input is never overwritten.
+Outputs are written to temporary files and renamed, so a failure leaves nothing behind, and an input
+is never overwritten.
 
 examples:
   modelsmith convert model.onnx -o model.ext.onnx --external-data
-  modelsmith convert model.onnx copy.onnx --json`,
+  modelsmith convert checkpoint.pt -o model.safetensors --key model_state_dict
+  modelsmith convert model.safetensors -o model.pt
+  modelsmith convert big.pt -o out/model.safetensors --shard-size 2GB
+  modelsmith convert model.onnx -o weights.safetensors          # export initializers
+  modelsmith convert model.onnx -o tuned.onnx --weights tuned.pt --map names.json
+  modelsmith convert model.onnx -o small.onnx --recipe recipe.json --json`,
   options: {
     'external-data': { type: 'boolean' },
     location: { type: 'string' },
     threshold: { type: 'string' },
+    key: { type: 'string' },
+    'shard-size': { type: 'string' },
+    'allow-unknown-globals': { type: 'boolean' },
+    weights: { type: 'string' },
+    map: { type: 'string' },
+    partial: { type: 'boolean' },
+    recipe: { type: 'string' },
   },
   async run(positionals, values, out) {
     const input = positionals[0];
@@ -37,28 +81,105 @@ examples:
     if (!input || !output || positionals.length > (values.output ? 1 : 2)) {
       throw new ModelsmithError(ErrorCodes.USAGE, 'convert needs one input and one output (modelsmith convert in.onnx -o out.onnx)');
     }
-    if (!output.toLowerCase().endsWith('.onnx')) {
-      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `writing '${output}' is not supported yet: this build writes ONNX (.onnx) only`, { path: output });
-    }
-    const threshold = values.threshold === undefined ? undefined : parseThreshold(values.threshold as string);
-    const t0 = performance.now();
-    const { model, close } = await openModelFile(input);
-    try {
-      out.note(`read ${input} (${formatBytes(model.byteSize)})`);
-      const externalData = values['external-data'] || values.location !== undefined
-        ? { ...(values.location ? { location: values.location as string } : {}), ...(threshold !== undefined ? { threshold } : {}) }
+    const inFormat = await detectFile(input);
+    const recipe = typeof values.recipe === 'string' ? parseRecipe(await readText(values.recipe), values.recipe) : undefined;
+    if (weightOutputFormat(output)) {
+      if (values.weights !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, '--weights applies to ONNX outputs only');
+      if (!isWeightFormat(inFormat) && inFormat !== 'onnx') {
+        throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `cannot take weights from ${inFormat ?? 'this file'} yet`, { path: input });
+      }
+      const pass = recipe
+        ? async (set: Parameters<typeof runRecipeWeights>[0]) => {
+          const r = await runRecipeWeights(set, recipe);
+          return { set: r.set, report: { steps: r.results } };
+        }
         : undefined;
-      const stats = await saveOnnxFile(model, output, { inputs: [input], ...(externalData ? { externalData } : {}) });
-      const seconds = (performance.now() - t0) / 1000;
-      out.say(`wrote ${stats.files.join(' + ')}: model ${formatBytes(stats.modelBytes)}` +
-        (stats.externalTensors ? `, ${stats.externalTensors} tensors in external data (${formatBytes(stats.externalBytes)})` : '') +
-        (stats.inlinedTensors ? `, ${stats.inlinedTensors} external tensors inlined` : '') + ` in ${seconds.toFixed(2)} s`);
-      return { ok: true, verb: 'convert', input, output, ...stats, seconds, diagnostics: model.diagnostics };
-    } finally {
-      await close();
+      return runWeights('convert', input, output, values, out, pass);
     }
+    if (!output.toLowerCase().endsWith('.onnx')) {
+      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `cannot tell what to write from '${output}': this build writes .onnx, .safetensors, .safetensors.index.json, .pt, .pth, .bin`, { path: output });
+    }
+    if (isWeightFormat(inFormat)) {
+      throw new ModelsmithError(ErrorCodes.USAGE, `${input} holds weights only, not a graph: to put them into an ONNX model use: modelsmith convert model.onnx -o out.onnx --weights ${input}`);
+    }
+    return convertOnnx(input, output, values, out, recipe);
   },
 };
+
+async function convertOnnx(input: string, output: string, values: Record<string, string | boolean | undefined>, out: Parameters<Command['run']>[2], recipe?: Recipe): Promise<Record<string, unknown>> {
+  const threshold = values.threshold === undefined ? undefined : parseThreshold(values.threshold as string);
+  const t0 = performance.now();
+  const { model, close } = await openModelFile(input);
+  try {
+    out.note(`read ${input} (${formatBytes(model.byteSize)})`);
+    let replaced: Record<string, unknown> | undefined;
+    if (typeof values.weights === 'string') {
+      const map = typeof values.map === 'string' ? await readMap(values.map) : undefined;
+      const w = await openWeights(values.weights, typeof values.key === 'string' ? { key: values.key } : {});
+      try {
+        const r = await replaceOnnxInitializers(model, w.set, { ...(map ? { map } : {}), strict: !values.partial });
+        out.say(`replaced ${r.replaced.length} initializers from ${values.weights}` +
+          (r.unmatched.length ? `; ${r.unmatched.length} tensors matched nothing` : '') + (r.untouched.length ? `; ${r.untouched.length} initializers kept` : ''));
+        replaced = { weights: values.weights, ...r };
+      } finally {
+        await w.close();
+      }
+    } else if (values.map !== undefined || values.partial) {
+      throw new ModelsmithError(ErrorCodes.USAGE, '--map and --partial go with --weights');
+    }
+    // Recorded before the passes: they turn external tensors into inline ones.
+    const hadExternal = externalFiles(model).length > 0;
+    let steps: unknown[] | undefined;
+    if (recipe) {
+      steps = await runRecipeOnnx(model, recipe, (i, s) => out.note(`step ${i + 1}/${recipe.steps.length}: ${s.pass}${'method' in s ? ' ' + s.method : ''}${'to' in s ? ' ' + s.to : ''}`));
+    }
+    const wantExternal = values['external-data'] || values.location !== undefined || (recipe && hadExternal);
+    const externalData = wantExternal
+      ? { ...(values.location ? { location: values.location as string } : {}), ...(threshold !== undefined ? { threshold } : {}) }
+      : undefined;
+    const inputs = [input, ...(typeof values.weights === 'string' ? [values.weights] : [])];
+    const stats = await saveOnnxFile(model, output, { inputs, ...(externalData ? { externalData } : {}) });
+    const seconds = (performance.now() - t0) / 1000;
+    out.say(`wrote ${stats.files.join(' + ')}: model ${formatBytes(stats.modelBytes)}` +
+      (stats.externalTensors ? `, ${stats.externalTensors} tensors in external data (${formatBytes(stats.externalBytes)})` : '') +
+      (stats.inlinedTensors ? `, ${stats.inlinedTensors} external tensors inlined` : '') + ` in ${seconds.toFixed(2)} s`);
+    let evaluation: unknown;
+    if (recipe?.eval) {
+      const ev = await evaluate(input, output, { samples: recipe.eval.samples, ...(recipe.eval.seed !== undefined ? { seed: recipe.eval.seed } : {}) });
+      for (const o of ev.outputs) {
+        out.say(`eval ${o.name}: max-abs ${o.maxAbs.toExponential(2)}, cosine ${o.cosine.toFixed(5)}, SNR ${Number.isFinite(o.snrDb) ? o.snrDb.toFixed(1) : String(o.snrDb)} dB`);
+      }
+      evaluation = ev;
+    }
+    return {
+      ok: true, verb: 'convert', input, output, ...stats, seconds, ...(replaced ? { replaced } : {}),
+      ...(steps ? { steps } : {}), ...(evaluation ? { eval: evaluation } : {}), diagnostics: model.diagnostics,
+    };
+  } finally {
+    await close();
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ModelsmithError(ErrorCodes.IO, `cannot read: ${(e as Error).message}`, { path, cause: e });
+  }
+}
+
+async function readMap(path: string): Promise<Record<string, string>> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new ModelsmithError(ErrorCodes.USAGE, `--map ${path}: not a readable JSON file (${(e as Error).message})`, { path });
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string')) {
+    throw new ModelsmithError(ErrorCodes.USAGE, `--map ${path}: expected a JSON object of name → name strings`, { path });
+  }
+  return parsed as Record<string, string>;
+}
 
 function parseThreshold(s: string): number {
   const n = Number(s);

@@ -3,26 +3,35 @@ import { summarizeOnnx, type InspectReport } from '../../formats/onnx/summary.js
 import { openModelFile } from '../../platform/open.js';
 import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
+import { detectFile, inspectWeights, isWeightFormat } from '../weights.js';
 
 export const inspectCommand: Command = {
   name: 'inspect',
   summary: 'show what a model file holds: format, producer, opsets, I/O, ops, parameters, largest tensors',
-  help: `usage: modelsmith inspect <model> [--json]
+  help: `usage: modelsmith inspect <model> [--key K] [--json]
 
-Reads the whole model (every tensor's size is checked against its dtype and shape) and prints:
+ONNX models: reads the whole model (every tensor's size is checked against its dtype and shape) and prints:
 format, producer, IR version and opsets, inputs/outputs with shapes (symbolic dims by name),
 an op histogram (ops inside If/Loop/Scan bodies and functions counted separately), parameter count,
 bytes by dtype, the 10 largest tensors, external data files, and anything unusual as diagnostics.
 
+Weight containers (PyTorch .pt/.pth/.bin, .safetensors, *.safetensors.index.json, TF variables.index,
+.caffemodel): reads only the index/header, never tensor data: every tensor's name, dtype, shape and
+size, bytes per dtype, tied weights, metadata. PyTorch pickles are interpreted by an allow-list and
+never executed; anything else they reference is listed as an inert global.
+
 options:
+  --key K     PyTorch checkpoints: which nested state_dict to list (e.g. model_state_dict)
   --json      one JSON object on stdout (fields as in the human report)
 
 examples:
   modelsmith inspect model.onnx
+  modelsmith inspect checkpoint.pt --key model_state_dict
   modelsmith inspect model.onnx --json | jq .ops`,
-  options: {},
-  async run(positionals, _values, out) {
+  options: { key: { type: 'string' } },
+  async run(positionals, values, out) {
     if (positionals.length !== 1) throw new ModelsmithError(ErrorCodes.USAGE, 'inspect takes exactly one model file');
+    if (isWeightFormat(await detectFile(positionals[0]!))) return inspectWeights(positionals[0]!, values, out);
     const { model, close } = await openModelFile(positionals[0]!);
     try {
       const report = summarizeOnnx(model);

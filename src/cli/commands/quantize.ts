@@ -9,6 +9,7 @@ import { parseExclude } from '../exclude.js';
 import { formatSizeReport } from '../../compress/report.js';
 import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
+import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, weightsQuantizePass } from '../weights.js';
 
 const METHODS = ['weight', 'dynamic', 'int4'] as const;
 
@@ -30,14 +31,17 @@ options:
   -o, --output PATH     output file (or give it as the second argument); never overwrites the input
   --method M            weight (default); int4: every MatMul with a float32 2-D constant weight becomes
                         com.microsoft MatMulNBits (4-bit blocks along K, symmetric unless --asymmetric;
-                        runs in onnxruntime); dynamic: every MatMul / Conv with a float32 constant
+                        runs in onnxruntime); dynamic: every MatMul / Gemm / Conv with a float32 constant
                         weight becomes DynamicQuantizeLinear(A) → MatMulInteger / ConvInteger(A_q,
-                        int8 W) → Cast → Mul (→ Add bias), as onnxruntime's quantize_dynamic (needs
-                        opset >= 11; --per-channel: one weight scale per output channel). --exclude
-                        takes weight or node names for both, and MatMul / Conv for dynamic
+                        int8 W) → Cast → Mul (→ Add bias / alpha, beta·C for Gemm), as onnxruntime's
+                        quantize_dynamic (needs opset >= 11; --per-channel: one weight scale per
+                        output channel). --exclude takes weight or node names for both, and
+                        MatMul / Gemm / Conv for dynamic
   --block-size N        int4 only: values per block, a power of two in 16..256 (default 32)
   --asymmetric          int4 only: per-block zero points instead of the symmetric default
   --reduce-range        dynamic only: 7-bit weights (codes in [-63, 63]), like quantize_dynamic's reduce_range
+  --keep-opset          dynamic only: never raise a model below opset 11 to 11 (by default it is raised
+                        when every op keeps its meaning: Slice/Clip/Pad rewritten, others allow-listed)
   --dtype T             int8 (default) or uint8
   --per-channel         one scale per output channel (needs opset >= 13; older models fall back to
                         per tensor with a warning, the opset is not raised)
@@ -50,12 +54,18 @@ options:
 The report gives file sizes before/after, tensor bytes per dtype, the ratio, the time, and for each
 weight its scheme and weight-space error (max-abs, SNR); skipped weights are listed with the reason.
 
+${CONTAINER_HELP}
+  Quantized weights are stored as <name> (int8/uint8; int4: packed uint8), <name>.scale (float32)
+  and <name>.zero_point (when not 0); the recipe per tensor goes into the safetensors metadata
+  ("modelsmith.quantization"). --method weight or int4 (--asymmetric: uint4 with zero points).
+
 examples:
   modelsmith quantize model.onnx -o model.int8.onnx --per-channel --symmetric
   modelsmith quantize model.onnx -o model.u8.onnx --dtype uint8
   modelsmith quantize model.onnx -o model.q.onnx --per-channel --exclude Gather,head.weight --json
   modelsmith quantize model.onnx -o model.q4.onnx --method int4 --block-size 32
-  modelsmith quantize model.onnx -o model.dyn.onnx --method dynamic --reduce-range`,
+  modelsmith quantize model.onnx -o model.dyn.onnx --method dynamic --reduce-range
+  modelsmith quantize model.safetensors -o model.int8.safetensors --per-channel --symmetric`,
   options: {
     method: { type: 'string' },
     dtype: { type: 'string' },
@@ -66,6 +76,9 @@ examples:
     'block-size': { type: 'string' },
     asymmetric: { type: 'boolean' },
     'reduce-range': { type: 'boolean' },
+    'keep-opset': { type: 'boolean' },
+    'include-1d': { type: 'boolean' },
+    ...CONTAINER_OPTIONS,
   },
   async run(positionals, values, out) {
     const input = positionals[0];
@@ -77,8 +90,12 @@ examples:
     if (!(METHODS as readonly string[]).includes(method)) {
       throw new ModelsmithError(ErrorCodes.USAGE, `--method must be one of ${METHODS.join(', ')}, got '${method}'`);
     }
+    if (isWeightFormat(await detectFile(input))) return runWeights('quantize', input, output, values, out, weightsQuantizePass(values));
+    for (const k of Object.keys(CONTAINER_OPTIONS).concat('include-1d')) {
+      if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} applies to weight containers, not ONNX models`);
+    }
     if (method === 'int4' || method === 'dynamic') return runMethod(method, input, output, values, out);
-    for (const k of ['block-size', 'asymmetric', 'reduce-range']) {
+    for (const k of ['block-size', 'asymmetric', 'reduce-range', 'keep-opset']) {
       if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} does not apply to --method weight`);
     }
     const dtype = (values.dtype as string | undefined) ?? 'int8';
@@ -140,7 +157,7 @@ examples:
 };
 
 async function runMethod(method: 'int4' | 'dynamic', input: string, output: string, values: Record<string, unknown>, out: Parameters<Command['run']>[2]): Promise<Record<string, unknown>> {
-  const foreign = method === 'int4' ? ['dtype', 'per-channel', 'symmetric', 'min-elements', 'reduce-range'] : ['dtype', 'symmetric', 'block-size', 'asymmetric'];
+  const foreign = method === 'int4' ? ['dtype', 'per-channel', 'symmetric', 'min-elements', 'reduce-range', 'keep-opset'] : ['dtype', 'symmetric', 'block-size', 'asymmetric'];
   for (const k of foreign) {
     if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} does not apply to --method ${method}`);
   }
@@ -165,7 +182,7 @@ async function runMethod(method: 'int4' | 'dynamic', input: string, output: stri
   const reduceRange = Boolean(values['reduce-range']);
   const ex = values.exclude !== undefined ? parseExclude(values.exclude as string) : undefined;
   const exclude = ex ? { names: ex.names } : undefined;
-  const opTypes = (['MatMul', 'Conv'] as const).filter((t) => !ex?.opTypes.includes(t));
+  const opTypes = (['MatMul', 'Gemm', 'Conv'] as const).filter((t) => !ex?.opTypes.includes(t));
   const t0 = performance.now();
   const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
   const { model, close } = await openModelFile(input);
@@ -173,7 +190,7 @@ async function runMethod(method: 'int4' | 'dynamic', input: string, output: stri
     out.note(`read ${input} (${formatBytes(model.byteSize)})`);
     const { report } = method === 'int4'
       ? await quantizeInt4(model, { blockSize, symmetric, ...(exclude ? { exclude } : {}) })
-      : await quantizeDynamic(model, { reduceRange, perChannel: Boolean(values['per-channel']), opTypes, ...(exclude ? { exclude } : {}), ...(minElements !== undefined ? { minElements } : {}) });
+      : await quantizeDynamic(model, { reduceRange, perChannel: Boolean(values['per-channel']), opTypes, upgradeOpset: !values['keep-opset'], ...(exclude ? { exclude } : {}), ...(minElements !== undefined ? { minElements } : {}) });
     const stats = await saveOnnxFile(model, output, { inputs: [input] });
     const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
     const seconds = (performance.now() - t0) / 1000;
@@ -181,7 +198,7 @@ async function runMethod(method: 'int4' | 'dynamic', input: string, output: stri
     const scheme = method === 'int4'
       ? `4-bit MatMulNBits (block ${blockSize}, ${symmetric ? 'symmetric' : 'asymmetric'})`
       : `dynamic int8 ${values['per-channel'] ? 'per-channel' : 'per-tensor'} (DynamicQuantizeLinear + MatMulInteger/ConvInteger${reduceRange ? ', 7-bit weights' : ''})`;
-    out.say(`quantized ${report.quantized.length} ${method === 'int4' ? 'MatMul' : 'MatMul/Conv'} weight(s) to ${scheme}, skipped ${report.skipped.length}`);
+    out.say(`quantized ${report.quantized.length} ${method === 'int4' ? 'MatMul' : 'MatMul/Gemm/Conv'} weight(s) to ${scheme}, skipped ${report.skipped.length}`);
     out.say(`file: ${formatBytes(inputBytes)} → ${formatBytes(outputBytes)} (${(ratio * 100).toFixed(1)}%) in ${seconds.toFixed(2)} s → ${stats.files.join(' + ')}`);
     out.say('tensor bytes by dtype:', ...formatSizeReport(report.size, formatBytes));
     if (report.quantized.length) {
