@@ -50,7 +50,11 @@ function decodeValue<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array, 
     scanProto(bytes, schema, { format: FORMAT });
     return fromBinary(schema, bytes);
   } catch (e) {
-    return fail(ErrorCodes.MALFORMED, `${schema.name} is not a valid protobuf message: ${(e as Error).message}`, { ...(path !== undefined ? { path } : {}) }, offset, tensor);
+    // Scan errors carry offsets inside the value; the block offset is the useful file position. A value
+    // cut short inside an intact block is corruption, not a truncated file, so only E_LIMIT survives.
+    const code = e instanceof ModelsmithError && e.code === ErrorCodes.LIMIT ? e.code : ErrorCodes.MALFORMED;
+    const why = (e as Error).message.replace(/^E_[A-Z_]+: /, '').replace(/ \(byte \d+\)$/, '');
+    return fail(code, `${schema.name} is not a valid protobuf message: ${why}`, { ...(path !== undefined ? { path } : {}) }, offset, tensor);
   }
 }
 
