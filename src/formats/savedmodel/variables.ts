@@ -56,6 +56,8 @@ export async function readVariables(dir: SiblingResolver, mg: MetaGraphDef, path
       const wanted = counts.get(mapped.name)! > 1 || unmappedKeys.has(mapped.name) ? mapped.objectPath ?? t.name : mapped.name;
       if (wanted !== mapped.name) diags.info('SM_VARIABLE_NAME_CLASH', `variable name '${mapped.name}' is not unique; using '${wanted}'`, { tensor: t.name });
       name = used.has(wanted) ? t.name : wanted;
+      // Names must stay unique even if a variable is named like another tensor's checkpoint key.
+      for (let k = 1; used.has(name); k++) name = `${t.name}#${k}`;
     }
     used.add(name);
     tensors.push({
