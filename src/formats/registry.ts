@@ -7,7 +7,7 @@ import { ErrorCodes, ModelsmithError } from '../core/errors.js';
 
 export type FormatName =
   | 'onnx' | 'pytorch-zip' | 'pytorch-legacy' | 'safetensors' | 'safetensors-index' | 'tf-bundle' | 'savedmodel'
-  | 'caffe-prototxt' | 'caffemodel';
+  | 'tf-graphdef' | 'caffe-prototxt' | 'caffemodel';
 
 export interface FormatInfo {
   name: FormatName;
@@ -24,7 +24,8 @@ const FORMATS: Record<FormatName, FormatInfo> = {
   safetensors: { name: 'safetensors', readable: true },
   'safetensors-index': { name: 'safetensors-index', readable: true },
   'tf-bundle': { name: 'tf-bundle', readable: true },
-  savedmodel: { name: 'savedmodel', readable: false, tracking: 'TensorFlow SavedModel issue (#5)' },
+  savedmodel: { name: 'savedmodel', readable: true },
+  'tf-graphdef': { name: 'tf-graphdef', readable: true },
   'caffe-prototxt': { name: 'caffe-prototxt', readable: false, tracking: 'Caffe issue (#9)' },
   caffemodel: { name: 'caffemodel', readable: true },
 };
@@ -46,6 +47,8 @@ export function detectFormat(head: Uint8Array, name: string, isDirectory = false
   if (lower.endsWith('.prototxt')) return FORMATS['caffe-prototxt'];
   if (lower.endsWith('.caffemodel')) return FORMATS.caffemodel;
   if (lower.endsWith('saved_model.pb')) return FORMATS.savedmodel;
+  // Any other .pb that is not a serialized ONNX model: a (frozen) TF GraphDef.
+  if (lower.endsWith('.pb') && !looksLikeModelProto(head)) return FORMATS['tf-graphdef'];
   if (lower.endsWith('.onnx') || looksLikeModelProto(head)) return FORMATS.onnx;
   return undefined;
 }

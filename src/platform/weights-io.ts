@@ -16,6 +16,7 @@ import { readSafetensors } from '../formats/safetensors/read.js';
 import { writeSafetensors } from '../formats/safetensors/write.js';
 import { readShardedSafetensors, writeShardedSafetensors } from '../formats/safetensors/shard.js';
 import { readTensorBundle } from '../formats/savedmodel/bundle/read.js';
+import { readSavedModel } from '../formats/savedmodel/read.js';
 import { caffeWeights, readCaffemodel } from '../formats/caffe/index.js';
 import { AtomicFileSink, FileSource, siblingResolver } from './node.js';
 import { openModelFile } from './open.js';
@@ -40,7 +41,18 @@ export async function openWeights(path: string, opts: OpenWeightsOptions = {}): 
     throw new ModelsmithError(ErrorCodes.IO, `cannot open: ${(e as Error).message}`, { path, cause: e });
   });
   if (st.isDirectory()) {
-    throw new ModelsmithError(ErrorCodes.UNSUPPORTED, 'weights of a SavedModel folder: give its variables/variables.index file', { path });
+    // A SavedModel folder: its variables, named by graph variable name, in TF's layouts.
+    const files: FileSource[] = [];
+    try {
+      const sm = await readSavedModel(siblingResolver(join(path, 'saved_model.pb'), files), { path });
+      return {
+        set: sm.variables, format: 'savedmodel', details: { signatures: sm.signatures.map((x) => x.key) },
+        close: async () => { await Promise.all(files.map((f) => f.close().catch(() => undefined))); },
+      };
+    } catch (e) {
+      await Promise.all(files.map((f) => f.close().catch(() => undefined)));
+      throw e;
+    }
   }
   const src = await FileSource.open(path);
   const opened: FileSource[] = [src];

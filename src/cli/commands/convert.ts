@@ -20,7 +20,8 @@ What is converted is decided by the input's format and the output's extension:
   ONNX → .onnx             rewrite (optionally moving big tensors to external data); with --weights W,
                            the initializers are replaced by the tensors of W (a .pt/.safetensors state_dict)
   any → .safetensors       the tensors of a PyTorch checkpoint, safetensors file(s), TF variables.index,
-  any → .pt / .pth / .bin  .caffemodel, or an ONNX model's initializers, written as safetensors (one file,
+  any → .pt / .pth / .bin  .caffemodel, a SavedModel folder's variables (TF names and layouts, as
+                           stored), or an ONNX model's initializers, written as safetensors (one file,
                            or shards with --shard-size / an output ending in .safetensors.index.json) or as
                            a zip .pt that torch.load(weights_only=True) accepts (tied weights stay tied)
 
@@ -85,7 +86,7 @@ examples:
     const recipe = typeof values.recipe === 'string' ? parseRecipe(await readText(values.recipe), values.recipe) : undefined;
     if (weightOutputFormat(output)) {
       if (values.weights !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, '--weights applies to ONNX outputs only');
-      if (!isWeightFormat(inFormat) && inFormat !== 'onnx') {
+      if (!isWeightFormat(inFormat) && inFormat !== 'onnx' && inFormat !== 'savedmodel') {
         throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `cannot take weights from ${inFormat ?? 'this file'} yet`, { path: input });
       }
       const pass = recipe

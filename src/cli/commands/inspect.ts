@@ -4,6 +4,7 @@ import { openModelFile } from '../../platform/open.js';
 import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
 import { detectFile, inspectWeights, isWeightFormat } from '../weights.js';
+import { inspectGraphDef, inspectSavedModel } from '../tf.js';
 
 export const inspectCommand: Command = {
   name: 'inspect',
@@ -31,7 +32,11 @@ examples:
   options: { key: { type: 'string' } },
   async run(positionals, values, out) {
     if (positionals.length !== 1) throw new ModelsmithError(ErrorCodes.USAGE, 'inspect takes exactly one model file');
-    if (isWeightFormat(await detectFile(positionals[0]!))) return inspectWeights(positionals[0]!, values, out);
+    const path = positionals[0]!;
+    const format = await detectFile(path);
+    if (isWeightFormat(format)) return inspectWeights(path, values, out);
+    if (format === 'savedmodel') return inspectSavedModel(path.replace(/[\\/]saved_model\.pb$/, ''), out);
+    if (format === 'tf-graphdef') return inspectGraphDef(path, out);
     const { model, close } = await openModelFile(positionals[0]!);
     try {
       const report = summarizeOnnx(model);

@@ -1,0 +1,61 @@
+/**
+ * `inspect` for TensorFlow files: SavedModel folders (signatures, variables with small values, op
+ * histogram, Keras layers) and frozen GraphDef .pb files.
+ */
+import { join } from 'node:path';
+import { readGraphDef, readSavedModel, summarizeGraphDef, summarizeSavedModel, type SavedModelSummary } from '../formats/savedmodel/index.js';
+import type { GraphSummary } from '../formats/savedmodel/summary.js';
+import { FileSource, siblingResolver } from '../platform/node.js';
+import { formatBytes, table, type Out } from './output.js';
+
+export async function inspectSavedModel(dir: string, out: Out): Promise<Record<string, unknown>> {
+  const opened: FileSource[] = [];
+  try {
+    const file = await readSavedModel(siblingResolver(join(dir, 'saved_model.pb'), opened), { path: dir });
+    const s = await summarizeSavedModel(file);
+    out.say(...renderSavedModel(s));
+    return { ok: true, verb: 'inspect', ...s };
+  } finally {
+    await Promise.all(opened.map((f) => f.close().catch(() => undefined)));
+  }
+}
+
+export async function inspectGraphDef(path: string, out: Out): Promise<Record<string, unknown>> {
+  const src = await FileSource.open(path);
+  try {
+    const s = summarizeGraphDef(await readGraphDef(src, { path }));
+    out.say(`${path}: TensorFlow GraphDef (frozen graph)`, ...renderGraph(s.graph));
+    return { ok: true, verb: 'inspect', ...s };
+  } finally {
+    await src.close();
+  }
+}
+
+function renderSavedModel(s: SavedModelSummary): string[] {
+  const lines = [`${s.path}: TensorFlow SavedModel, tags [${s.tags.join(', ')}]`];
+  for (const m of s.metaGraphs) lines.push(`  meta graph [${m.tags.join(', ')}]: TF ${m.tensorflowVersion || '?'} (${m.style}), ${m.nodes} nodes, ${m.functions} functions`);
+  lines.push('', 'signatures:');
+  for (const sig of s.signatures) {
+    lines.push(`  ${sig.key} (${sig.method})`);
+    const dims = (shape: number[] | null) => (shape ? `[${shape.join(',')}]` : '[?]');
+    for (const t of sig.inputs) lines.push(`    in  ${t.key}: ${t.dtype}${dims(t.shape)}  ← ${t.name}`);
+    for (const t of sig.outputs) lines.push(`    out ${t.key}: ${t.dtype}${dims(t.shape)}  → ${t.name}`);
+  }
+  lines.push('', `variables: ${s.variables.length}, ${formatBytes(s.variableBytes)}`);
+  lines.push(...table(s.variables.slice(0, 40).map((v) => ['  ' + v.name, `${v.dtype}[${v.shape.join(',')}]`, formatBytes(v.bytes), v.values ? `= ${JSON.stringify(v.values)}` : ''])));
+  if (s.variables.length > 40) lines.push(`  … ${s.variables.length - 40} more (--json lists all)`);
+  lines.push('', ...renderGraph(s.graph));
+  if (s.keras) lines.push('', `keras: ${JSON.stringify(s.keras).slice(0, 200)}`);
+  if (s.assets.length) lines.push('', 'assets:', ...s.assets.map((a) => `  ${JSON.stringify(a)}`));
+  if (s.diagnostics.length) lines.push('', 'diagnostics:', ...s.diagnostics.map((d) => `  ${d.level} ${d.code}: ${d.message}`));
+  return lines;
+}
+
+function renderGraph(g: GraphSummary): string[] {
+  const ops = Object.entries(g.ops).sort((a, b) => b[1] - a[1]);
+  return [
+    `graph: ${g.nodeCount} nodes, ${g.functionCount} functions, ${g.constCount} Const (${formatBytes(g.constBytes)})`,
+    ...g.placeholders.map((p) => `  placeholder ${p.name}: ${p.dtype}${p.shape ? `[${p.shape.join(',')}]` : '[?]'}`),
+    `  ops: ${ops.map(([k, v]) => `${k}×${v}`).join(', ')}`,
+  ];
+}
