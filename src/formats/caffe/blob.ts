@@ -1,11 +1,14 @@
 /**
  * BlobProto → shape, dtype and little-endian bytes. A blob's shape is its BlobShape when present,
- * otherwise the legacy 4-D num/channels/height/width; the values are float `data` or `double_data`.
+ * otherwise the legacy 4-D num/channels/height/width; the values are float `data` or `double_data`,
+ * or — for blobs decoded from a caffemodel — a byte view kept by lazy-blobs.ts. Read values through
+ * these helpers, not through `blob.data`.
  */
 import { create } from '@bufbuild/protobuf';
 import type { DType } from '../../core/dtype.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import { BlobProtoSchema, BlobShapeSchema, type BlobProto } from './gen/caffe_pb.js';
+import { lazyBlob } from './lazy-blobs.js';
 
 /** Largest element count we accept for one blob (2^31 floats = 8 GiB, far above any protobuf file). */
 const MAX_BLOB_ELEMENTS = 2 ** 31;
@@ -34,6 +37,8 @@ export function blobShape(b: BlobProto, ctx: { path?: string; tensor?: string } 
 
 export function blobInfo(b: BlobProto, ctx: { path?: string; tensor?: string } = {}): BlobInfo {
   const { shape, legacy } = blobShape(b, ctx);
+  const lazy = lazyBlob(b);
+  if (lazy) return { shape, legacy, dtype: lazy.dtype, count: lazy.bytes.byteLength / (lazy.dtype === 'float64' ? 8 : 4) };
   const isDouble = b.data.length === 0 && b.doubleData.length > 0;
   return { shape, legacy, dtype: isDouble ? 'float64' : 'float32', count: isDouble ? b.doubleData.length : b.data.length };
 }
@@ -61,11 +66,18 @@ export function checkBlob(b: BlobProto, ctx: { path?: string; tensor?: string } 
 
 /** The blob's values as float32 (double blobs are rounded). */
 export function blobFloat32(b: BlobProto): Float32Array {
+  const lazy = lazyBlob(b);
+  if (lazy) {
+    const le = leBytes(lazy.bytes, lazy.dtype);
+    return lazy.dtype === 'float32' ? new Float32Array(le.buffer, le.byteOffset, le.byteLength / 4) : Float32Array.from(new Float64Array(le.buffer, le.byteOffset, le.byteLength / 8));
+  }
   return b.data.length > 0 || b.doubleData.length === 0 ? Float32Array.from(b.data) : Float32Array.from(b.doubleData);
 }
 
 /** Little-endian bytes of the blob in its own dtype. */
 export function blobBytes(b: BlobProto): Uint8Array {
+  const lazy = lazyBlob(b);
+  if (lazy) return lazy.bytes;
   const info = blobInfo(b);
   const arr = info.dtype === 'float64' ? Float64Array.from(b.doubleData) : Float32Array.from(b.data);
   // Typed arrays use the platform's byte order; every supported engine is little-endian, but check.
@@ -82,6 +94,16 @@ export function blobBytes(b: BlobProto): Uint8Array {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** An aligned copy of little-endian bytes in the platform's byte order, ready for a typed-array view. */
+function leBytes(bytes: Uint8Array, dtype: 'float32' | 'float64'): Uint8Array {
+  const copy = new Uint8Array(bytes); // a copy, aligned, whatever `bytes` is (node Buffers too)
+  if (!LITTLE_ENDIAN) {
+    const w = dtype === 'float64' ? 8 : 4;
+    for (let i = 0; i < copy.length; i += w) copy.subarray(i, i + w).reverse();
+  }
+  return copy;
+}
 
 /**
  * Squeeze leading 1s of a (typically legacy 4-D) shape down to `rank` — never a real dim.

@@ -4,15 +4,16 @@
  * `fromBinary`, so a hostile file ends in E_TRUNCATED / E_MALFORMED / E_LIMIT, never a RangeError or
  * an out-of-memory. Every blob's value count is then checked against its shape.
  *
- * Writing uses `toBinary` on the whole message: protobuf caps a caffemodel at 2 GiB anyway, and Caffe
- * itself writes it in one piece.
+ * Blob payloads stay byte views into the file (lazy-blobs.ts): read them with blob.ts helpers.
+ * Writing is in write.ts.
  */
-import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { fromBinary } from '@bufbuild/protobuf';
 import { ErrorCodes, ModelsmithError, type Diagnostic } from '../../core/errors.js';
-import type { ByteSink, ByteSource } from '../../io/source.js';
+import type { ByteSource } from '../../io/source.js';
 import { DEFAULT_SCAN_LIMITS, MAX_MESSAGE_BYTES, scanMessage, type ScanLimits } from '../onnx/wire.js';
 import { checkBlob } from './blob.js';
 import { attachReadInfo } from './diagnostics.js';
+import { decodeWithLazyBlobs } from './lazy-blobs.js';
 import { NetParameterSchema, type NetParameter } from './gen/caffe_pb.js';
 import { netVersion, upgradeNet } from './upgrade.js';
 
@@ -51,7 +52,7 @@ export function decodeCaffemodel(bytes: Uint8Array, opts: ReadCaffemodelOptions 
   const scan = scanMessage(bytes, NetParameterSchema, ctx, limits);
   let net: NetParameter;
   try {
-    net = fromBinary(NetParameterSchema, bytes, { readUnknownFields: true, recursionLimit: limits.maxDepth + 1 });
+    net = decodeWithLazyBlobs(bytes, (b) => fromBinary(NetParameterSchema, b, { readUnknownFields: true, recursionLimit: limits.maxDepth + 1 }));
   } catch (e) {
     throw new ModelsmithError(ErrorCodes.MALFORMED, `not a valid caffemodel (NetParameter): ${(e as Error).message}`, { ...ctx, cause: e });
   }
@@ -75,9 +76,4 @@ export function decodeCaffemodel(bytes: Uint8Array, opts: ReadCaffemodelOptions 
   opts.diagnostics?.push(...diagnostics);
   attachReadInfo(net, { path, diagnostics });
   return net;
-}
-
-/** Write `net` as a binary caffemodel. */
-export async function writeCaffemodel(net: NetParameter, sink: ByteSink): Promise<void> {
-  await sink.write(toBinary(NetParameterSchema, net));
 }

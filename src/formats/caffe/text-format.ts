@@ -308,6 +308,17 @@ class Parser {
   }
 
   private parseOneValue(msg: ReflectMessage, field: DescField, depth: number): void {
+    const at = this.peek();
+    try {
+      this.setValue(msg, field, depth);
+    } catch (e) {
+      if (e instanceof ModelsmithError) throw e;
+      // The reflection API validates values (ranges, enums); anything it still refuses is bad input.
+      this.fail(at, `invalid value for field '${field.name}': ${(e as Error).message}`);
+    }
+  }
+
+  private setValue(msg: ReflectMessage, field: DescField, depth: number): void {
     switch (field.fieldKind) {
       case 'message': {
         // A singular message given twice is merged, as protobuf does.
@@ -398,6 +409,8 @@ class Parser {
       if (v === undefined) this.fail(n, `invalid enum number '${n.text}'`);
       const num = neg ? -v : v;
       if (num < -(2n ** 31n) || num >= 2n ** 31n) this.fail(n, `enum number ${num} out of int32 range`);
+      // proto2 enums are closed: a number the enum does not define is an error, as in protobuf.
+      if (e.open === false && !e.values.some((x) => BigInt(x.number) === num)) this.fail(n, `${num} is not a value of enum ${e.name}`);
       return Number(num);
     }
     return this.fail(t, `expected a value of enum ${e.name}, got ${describe(t)}`);

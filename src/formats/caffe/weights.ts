@@ -7,7 +7,7 @@
  */
 import { byteLength } from '../../core/dtype.js';
 import type { LazyTensor, WeightSet } from '../weights.js';
-import { blobBytes, blobInfo, squeezeToRank } from './blob.js';
+import { blobBytes, blobInfo, checkBlob, squeezeToRank } from './blob.js';
 import { readDiagnostics, readPath } from './diagnostics.js';
 import type { BlobProto, LayerParameter, NetParameter } from './gen/caffe_pb.js';
 
@@ -45,7 +45,9 @@ export function caffeWeights(net: NetParameter): WeightSet {
       // Layer names are not guaranteed unique in a caffemodel; tensor names must be.
       for (let k = 2; used.has(name); k++) name = `${blobTensorName(layer, i)}#${k}`;
       used.add(name);
-      const info = blobInfo(blob);
+      // Nets from text (or built in memory) were never size-checked; caffemodels were, on read.
+      const path = readPath(net);
+      const info = checkBlob(blob, { tensor: name, ...(path !== undefined ? { path } : {}) });
       const shape = presentedShape(layer, i, blob);
       tensors.push({
         name,
