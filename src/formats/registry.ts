@@ -26,7 +26,7 @@ const FORMATS: Record<FormatName, FormatInfo> = {
   'tf-bundle': { name: 'tf-bundle', readable: true },
   savedmodel: { name: 'savedmodel', readable: true },
   'tf-graphdef': { name: 'tf-graphdef', readable: true },
-  'caffe-prototxt': { name: 'caffe-prototxt', readable: false, tracking: 'Caffe issue (#9)' },
+  'caffe-prototxt': { name: 'caffe-prototxt', readable: true },
   caffemodel: { name: 'caffemodel', readable: true },
 };
 

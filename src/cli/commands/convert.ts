@@ -7,6 +7,7 @@ import { externalFiles, openModelFile, saveOnnxFile } from '../../platform/open.
 import { openWeights, weightOutputFormat } from '../../platform/weights-io.js';
 import { formatBytes } from '../output.js';
 import { detectFile, isWeightFormat, runWeights } from '../weights.js';
+import { convertCaffe } from '../caffe.js';
 import type { Command } from './index.js';
 
 export const convertCommand: Command = {
@@ -20,6 +21,9 @@ What is converted is decided by the input's format and the output's extension:
   ONNX → .onnx             rewrite (optionally moving big tensors to external data); with --weights W,
                            the initializers are replaced by the tensors of W (a .pt/.safetensors state_dict)
   any → .safetensors       the tensors of a PyTorch checkpoint, safetensors file(s), TF variables.index,
+  Caffe → .onnx            deploy.prototxt with --weights model.caffemodel (or the two files as inputs):
+                           layer registry (Convolution, Pooling, InnerProduct, BatchNorm+Scale, Eltwise,
+                           Concat, Slice, PReLU, LRN, Softmax, …); unsupported layers are listed, never dropped
   any → .pt / .pth / .bin  .caffemodel, a SavedModel folder's variables (TF names and layouts, as
                            stored), or an ONNX model's initializers, written as safetensors (one file,
                            or shards with --shard-size / an output ending in .safetensors.index.json) or as
@@ -35,7 +39,9 @@ options:
                          <name>-00001-of-0000N.safetensors + <name>.safetensors.index.json)
   --allow-unknown-globals  PyTorch: write the tensors even if the pickle references objects outside
                          the allow-list (they are never run; by default this stops the conversion)
-  --weights FILE         ONNX output: replace initializers by name with the tensors of FILE
+  --weights FILE         ONNX output: replace initializers by name with the tensors of FILE;
+                         Caffe input: the .caffemodel that goes with the .prototxt
+  --opset N              Caffe → ONNX: the ai.onnx opset to write (13..17, default 13)
   --map FILE             with --weights: JSON object {"tensor name in FILE": "initializer name"}
   --partial              with --weights: allow tensors that match no initializer (they are reported)
   --external-data        ONNX output: move tensors of at least --threshold bytes to <out>.data
@@ -63,7 +69,8 @@ examples:
   modelsmith convert big.pt -o out/model.safetensors --shard-size 2GB
   modelsmith convert model.onnx -o weights.safetensors          # export initializers
   modelsmith convert model.onnx -o tuned.onnx --weights tuned.pt --map names.json
-  modelsmith convert model.onnx -o small.onnx --recipe recipe.json --json`,
+  modelsmith convert model.onnx -o small.onnx --recipe recipe.json --json
+  modelsmith convert deploy.prototxt --weights net.caffemodel -o net.onnx`,
   options: {
     'external-data': { type: 'boolean' },
     location: { type: 'string' },
@@ -75,8 +82,10 @@ examples:
     map: { type: 'string' },
     partial: { type: 'boolean' },
     recipe: { type: 'string' },
+    opset: { type: 'string' },
   },
   async run(positionals, values, out) {
+    if (positionals[0] && (await detectFile(positionals[0])) === 'caffe-prototxt') return runCaffe(positionals, values, out);
     const input = positionals[0];
     const output = (values.output as string | undefined) ?? positionals[1];
     if (!input || !output || positionals.length > (values.output ? 1 : 2)) {
@@ -159,6 +168,21 @@ async function convertOnnx(input: string, output: string, values: Record<string,
   } finally {
     await close();
   }
+}
+
+async function runCaffe(positionals: string[], values: Record<string, string | boolean | undefined>, out: Parameters<Command['run']>[2]): Promise<Record<string, unknown>> {
+  // deploy.prototxt [model.caffemodel] [out.onnx], with -o and --weights as alternatives.
+  const rest = positionals.slice(1);
+  let weights = typeof values.weights === 'string' ? values.weights : undefined;
+  if (!weights && rest[0] && (await detectFile(rest[0])) === 'caffemodel') weights = rest.shift();
+  const output = (values.output as string | undefined) ?? rest.shift();
+  if (!output || rest.length) throw new ModelsmithError(ErrorCodes.USAGE, 'usage: modelsmith convert deploy.prototxt --weights model.caffemodel -o out.onnx');
+  let opset: number | undefined;
+  if (values.opset !== undefined) {
+    opset = Number(values.opset);
+    if (!Number.isInteger(opset)) throw new ModelsmithError(ErrorCodes.USAGE, `--opset must be an integer, got '${String(values.opset)}'`);
+  }
+  return convertCaffe(positionals[0]!, weights, output, opset, out);
 }
 
 async function readText(path: string): Promise<string> {

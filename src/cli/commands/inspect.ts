@@ -5,6 +5,7 @@ import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
 import { detectFile, inspectWeights, isWeightFormat } from '../weights.js';
 import { inspectGraphDef, inspectSavedModel } from '../tf.js';
+import { inspectCaffe } from '../caffe.js';
 
 export const inspectCommand: Command = {
   name: 'inspect',
@@ -34,6 +35,7 @@ examples:
     if (positionals.length !== 1) throw new ModelsmithError(ErrorCodes.USAGE, 'inspect takes exactly one model file');
     const path = positionals[0]!;
     const format = await detectFile(path);
+    if (format === 'caffe-prototxt' || format === 'caffemodel') return inspectCaffe(path, format, out);
     if (isWeightFormat(format)) return inspectWeights(path, values, out);
     if (format === 'savedmodel') return inspectSavedModel(path.replace(/[\\/]saved_model\.pb$/, ''), out);
     if (format === 'tf-graphdef') return inspectGraphDef(path, out);
