@@ -10,6 +10,9 @@
  *    the result inline (the int8 model is about a quarter of the input) and once with external data;
  *    each step is timed separately.
  * MB/s counts input bytes (model + data file); `ratio` = our MB/s / cp MB/s (higher is better).
+ * saveOnnxFile fsyncs its outputs before renaming them into place (AtomicFileSink) and `cp` does not,
+ * so a `cp_sync` row (cp, then `sync` on the copies) is timed too, and each library row also carries
+ * `ratioVsCpSync`: the same work done durably by both sides.
  * Peak RSS is the process's maxRSS after the step (it includes building the fixture, so the fixture
  * is built in a child process: the measuring process starts clean).
  * Usage: node dist/bench/e2e.js [--json] [--gib N] [--keep]
@@ -17,7 +20,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +53,8 @@ interface Row {
   peakRssMiB?: number;
   /** Per-step seconds of the library path. */
   steps?: Record<string, number>;
+  /** value / MB/s of cp followed by sync of the copies (library rows). */
+  ratioVsCpSync?: number;
   inputBytes: number;
   outputBytes?: number;
 }
@@ -83,9 +88,11 @@ const fileBytes = async (files: string[]) => (await Promise.all(files.map((f) =>
 const peakRssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const mbps = (bytes: number, s: number) => bytes / s / 1e6;
 
-async function timeCp(files: string[], dest: string): Promise<number> {
+async function timeCp(files: string[], dest: string, sync = false): Promise<number> {
   const t0 = performance.now();
   await run('cp', [...files, dest]);
+  // coreutils `sync FILE…` fsyncs those files, as AtomicFileSink.commit does for our outputs.
+  if (sync) await run('sync', files.map((f) => join(dest, basename(f))));
   return (performance.now() - t0) / 1000;
 }
 
@@ -144,8 +151,15 @@ async function main(): Promise<void> {
     await run('mkdir', [cpDir]);
     const cpS = await timeCp(inputs, cpDir);
     await rm(cpDir, { recursive: true, force: true });
+    await run('mkdir', [cpDir]);
+    const cpSyncS = await timeCp(inputs, cpDir, true);
+    await rm(cpDir, { recursive: true, force: true });
     const cpMbps = mbps(inBytes, cpS);
-    const rows: Row[] = [{ name: 'cp', value: cpMbps, unit: 'MB/s', baseline: cpMbps, ratio: 1, seconds: cpS, inputBytes: inBytes }];
+    const cpSyncMbps = mbps(inBytes, cpSyncS);
+    const rows: Row[] = [
+      { name: 'cp', value: cpMbps, unit: 'MB/s', baseline: cpMbps, ratio: 1, seconds: cpS, inputBytes: inBytes },
+      { name: 'cp_sync', value: cpSyncMbps, unit: 'MB/s', baseline: cpMbps, ratio: cpSyncMbps / cpMbps, seconds: cpSyncS, inputBytes: inBytes },
+    ];
 
     for (const external of [false, true]) {
       const name = external ? 'quantize_int8.external' : 'quantize_int8.inline';
@@ -153,7 +167,7 @@ async function main(): Promise<void> {
       const r = await quantizePath(input, out, external);
       const outBytes = await fileBytes(r.files);
       const value = mbps(inBytes, r.seconds);
-      rows.push({ name, value, unit: 'MB/s', baseline: cpMbps, ratio: value / cpMbps, seconds: r.seconds, peakRssMiB: peakRssMiB(), steps: r.steps, inputBytes: inBytes, outputBytes: outBytes });
+      rows.push({ name, value, unit: 'MB/s', baseline: cpMbps, ratio: value / cpMbps, ratioVsCpSync: value / cpSyncMbps, seconds: r.seconds, peakRssMiB: peakRssMiB(), steps: r.steps, inputBytes: inBytes, outputBytes: outBytes });
       await Promise.all(r.files.map((f) => rm(f, { force: true })));
     }
 
@@ -162,10 +176,11 @@ async function main(): Promise<void> {
     } else {
       const f = (x: number, d = 2) => x.toFixed(d);
       console.log(`input: ${(inBytes / 2 ** 30).toFixed(3)} GiB (${layers} layers), node ${process.version}`);
-      console.log('name                      MB/s   ratio vs cp   seconds  peak RSS MiB  read / quantize / write s');
+      console.log('name                      MB/s   ratio vs cp   vs cp+sync   seconds  peak RSS MiB  read / quantize / write s');
       for (const r of rows) {
         const steps = r.steps ? `${f(r.steps.read!)} / ${f(r.steps.quantize!)} / ${f(r.steps.write!)}` : '';
-        console.log(`${r.name.padEnd(24)} ${f(r.value, 0).padStart(6)}  ${f(r.ratio, 3).padStart(12)}  ${f(r.seconds).padStart(8)}  ${String(r.peakRssMiB ?? '').padStart(12)}  ${steps}`);
+        const vsSync = r.ratioVsCpSync === undefined ? '' : f(r.ratioVsCpSync, 3);
+        console.log(`${r.name.padEnd(24)} ${f(r.value, 0).padStart(6)}  ${f(r.ratio, 3).padStart(12)}  ${vsSync.padStart(11)}  ${f(r.seconds).padStart(8)}  ${String(r.peakRssMiB ?? '').padStart(12)}  ${steps}`);
       }
     }
   } finally {

@@ -41,9 +41,11 @@ import {
 } from 'onnx-buf';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
 import type { OnnxModel } from '../formats/onnx/read.js';
-import { modelTensorContext, tensorFromProto, tensorToProto } from '../formats/onnx/tensor.js';
-import { castF32ToBf16, castF32ToF16 } from '../kernels/cast.js';
-import { initKernels } from '../kernels/loader.js';
+import { modelTensorContext, payloadReader, tensorShape, tensorToProto } from '../formats/onnx/tensor.js';
+import { numel } from '../core/tensor.js';
+import { initKernels, kernels } from '../kernels/loader.js';
+import { withArenaAsync } from './arena-lock.js';
+import { payloadOut, type Spill } from './spill.js';
 import { DEFAULT_BLOCKED_OPS, FLOAT32_INPUTS } from './cast-blocklist.js';
 
 export type CastTarget = 'float16' | 'bfloat16';
@@ -54,6 +56,12 @@ export interface CastOptions {
   keepIoTypes?: boolean;
   /** More op types to keep in float32 (added to the default blocklist). */
   blockOps?: string[];
+  /**
+   * Write converted payloads of big tensors to this spill's scratch file instead of keeping them in
+   * memory (see ./spill.ts), so memory stays bounded by one tensor. The caller disposes of it after
+   * writing the model.
+   */
+  spill?: Spill;
 }
 
 export interface CastReport {
@@ -96,6 +104,10 @@ const F16_MAX = 65504;
 /** Smallest positive float16 (subnormal), 2^-24. */
 const F16_MIN_SUBNORMAL = 2 ** -24;
 const BF16_MAX = 3.3895313892515355e38;
+/** Elements per arena window of the streamed conversion (16 MiB of float32). */
+const CAST_WINDOW_ELEMENTS = 4 * 2 ** 20;
+/** Elements per kernel call inside a window (1 MiB of float32: stays in cache). */
+const CAST_STEP_ELEMENTS = 2 ** 18;
 
 const isDefaultDomain = (d: string): boolean => d === '' || d === 'ai.onnx';
 
@@ -277,12 +289,6 @@ function setElemType(v: ValueInfoProto, t: number): boolean {
   return true;
 }
 
-function toFloat32Array(data: Uint8Array): Float32Array {
-  const copy = new Uint8Array(data.byteLength);
-  copy.set(data);
-  return new Float32Array(copy.buffer);
-}
-
 // ------------------------------------------------------------------------------------------------
 // the pass
 // ------------------------------------------------------------------------------------------------
@@ -326,39 +332,62 @@ export async function castModel(model: OnnxModel, opts: CastOptions): Promise<{ 
     nodesConverted: 0, nodesKeptFloat32: {}, subgraphNodesKeptFloat32: 0, valueInfoUpdated: 0, warnings: [],
   };
 
+  // Before the tensor context is made: spilled payloads resolve through the model's resolver chain.
+  opts.spill?.attach(model);
   const ctx = modelTensorContext(model);
-  const convertValues = (f32: Float32Array): Uint8Array => {
+  /** Clamp / raise in place (the window is a copy in the arena), counting what changed. */
+  const adjustValues = (f32: Float32Array): void => {
     const max = weightsOnly ? BF16_MAX : F16_MAX;
     let clamped = 0;
-    let src = f32;
     let raised = 0;
     for (let i = 0; i < f32.length; i++) {
       const x = f32[i]!;
       const ax = Math.abs(x);
       if (Number.isFinite(x) && ax > max) {
-        if (src === f32) src = f32.slice();
-        src[i] = x > 0 ? max : -max;
+        f32[i] = x > 0 ? max : -max;
         clamped++;
       } else if (!weightsOnly && ax > 0 && ax < F16_MIN_SUBNORMAL) {
         // Would round to 0: an epsilon or divisor constant that becomes 0 gives Inf/NaN downstream.
-        if (src === f32) src = f32.slice();
-        src[i] = x > 0 ? F16_MIN_SUBNORMAL : -F16_MIN_SUBNORMAL;
+        f32[i] = x > 0 ? F16_MIN_SUBNORMAL : -F16_MIN_SUBNORMAL;
         raised++;
       }
     }
     report.clampedValues += clamped;
     report.tinyValuesRaised += raised;
-    report.tensorsConverted++;
-    report.elementsConverted += f32.length;
-    const out = weightsOnly ? castF32ToBf16(src) : castF32ToF16(src, { clampFinite: true });
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   };
+  // Payloads stream through the arena in windows (read straight from the external file when there is
+  // one), and the converted bytes go to the spill or to one output buffer: no float32 copy of the
+  // tensor is held in JS, so converting a 6 GB model needs memory for one window, not one tensor.
   const convertTensor = async (tp: TensorProto, name: string): Promise<TensorProto> => {
-    const t = await tensorFromProto(tp, ctx);
-    const data = convertValues(toFloat32Array(t.data));
-    const out = tensorToProto({ name, dtype: weightsOnly ? 'bfloat16' : 'float16', shape: t.shape, data });
-    if (tp.docString) out.docString = tp.docString;
-    return out;
+    const shape = tensorShape(tp, model.path);
+    const count = numel(shape);
+    const reader = await payloadReader(tp, ctx);
+    const k = kernels();
+    const out = await withArenaAsync(k, async () => {
+      const per = Math.max(1, Math.min(count, CAST_WINDOW_ELEMENTS));
+      const x = k.alloc(per * 4);
+      const y = k.alloc(per * 2);
+      const o = await payloadOut(opts.spill, count * 2);
+      for (let start = 0; start < count; start += per) {
+        const n = Math.min(per, count - start);
+        await reader.readInto(start * 4, k.u8(x, n * 4));
+        adjustValues(k.f32(x, n));
+        // Cache-sized steps: the kernel reads what the scan just touched (see kernels/window.ts).
+        for (let s0 = 0; s0 < n; s0 += CAST_STEP_ELEMENTS) {
+          const m = Math.min(CAST_STEP_ELEMENTS, n - s0);
+          if (weightsOnly) k.raw.cast_f32_bf16(x + s0 * 4, m, y + s0 * 2);
+          else k.raw.cast_f32_f16(x + s0 * 4, m, y + s0 * 2, 1);
+        }
+        await o.write(k.u8(y, n * 2));
+      }
+      return o;
+    });
+    report.tensorsConverted++;
+    report.elementsConverted += count;
+    const res = tensorToProto({ name, dtype: weightsOnly ? 'bfloat16' : 'float16', shape, data: new Uint8Array(0) });
+    out.finish(res);
+    if (tp.docString) res.docString = tp.docString;
+    return res;
   };
 
   const taken = new Set<string>();

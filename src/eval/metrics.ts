@@ -34,7 +34,22 @@ export function errorStats(ref: ArrayLike<number>, got: ArrayLike<number>): Erro
     acc[5] += g * g;
     counted++;
   }
-  const [maxAbs, sumAbs, signal, noise, dot, gg] = acc as unknown as [number, number, number, number, number, number];
+  return errorStatsFromSums([acc[0]!, acc[1]!, acc[2]!, acc[3]!, acc[4]!, acc[5]!, counted]);
+}
+
+/**
+ * ErrorStats from the float64 sums [max |r - g|, Σ|r - g|, Σ r², Σ (r - g)², Σ r·g, Σ g², count]
+ * (what errorStats accumulates; the fused quantize kernels accumulate the same sums in WASM, so
+ * the weight pass gets its report without materialising the dequantized tensor).
+ */
+export function errorStatsFromSums(sums: ArrayLike<number>): ErrorStats {
+  const maxAbs = sums[0]!;
+  const sumAbs = sums[1]!;
+  const signal = sums[2]!;
+  const noise = sums[3]!;
+  const dot = sums[4]!;
+  const gg = sums[5]!;
+  const counted = sums[6]!;
   const snrDb = noise === 0 ? Infinity : signal === 0 ? -Infinity : 10 * Math.log10(signal / noise);
   const cosine = signal === 0 || gg === 0 ? (signal === gg ? 1 : 0) : dot / Math.sqrt(signal * gg);
   return { maxAbs, meanAbs: counted ? sumAbs / counted : 0, snrDb, cosine };

@@ -6,6 +6,7 @@
  */
 import type { Kernels } from './loader.js';
 import {
+  ERROR_SUMS,
   QRANGE,
   Q4_MODE_CODE,
   block4View,
@@ -89,6 +90,64 @@ export function dequantizeLinear(q: Int8Array | Uint8Array, p: DequantizeParams,
     });
   });
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused quantize + error statistics (quantize_stats_* kernels): the codes of quantizeLinear and the
+// float64 sums of reference/quantize.ts `accumulateError` over the dequantized values, without
+// materialising them. The scalar build matches the reference bit for bit; the SIMD build adds in
+// four interleaved partial sums (see assembly/quantize.ts), so its sums differ in the last bits.
+
+/** Quantizes consecutive windows of one tensor held in the arena, accumulating the error sums. */
+export interface QuantizeStatsWindows {
+  /** Quantize `count` floats at `src` (elements start..start+count of the tensor) into bytes at `dst`. */
+  add(src: number, start: number, count: number, dst: number): void;
+  /** [max |r - g|, Σ|r - g|, Σ r², Σ (r - g)², Σ r·g, Σ g², count] so far (a copy). */
+  sums(): Float64Array;
+}
+
+/**
+ * Checks `p` against a tensor of `length` elements and allocates its parameters and accumulator in
+ * the arena: call inside the caller's arena scope.
+ */
+export function quantizeStatsWindows(k: Kernels, p: QuantizeParams, length: number): QuantizeStatsWindows {
+  const [lo, hi] = QRANGE[p.type];
+  const r = resolveParams(p, length, lo, hi);
+  const suffix = p.type === 'int8' ? 'i8' : 'u8';
+  const ch = r.view ? channelParams(k, r) : undefined;
+  const acc = k.alloc(ERROR_SUMS * 8);
+  k.f64(acc, ERROR_SUMS).fill(0);
+  const axisKernel = k.raw[`quantize_stats_axis_f32_${suffix}`] as (...a: number[]) => void;
+  const flatKernel = k.raw[`quantize_stats_f32_${suffix}`] as (...a: number[]) => void;
+  return {
+    add(src, start, count, dst) {
+      if (r.view && ch) {
+        const { C, inner } = r.view;
+        axisKernel(src, count, C, inner, Math.floor(start / inner) % C, start % inner, ch.scales, ch.zps, dst, acc);
+      } else {
+        flatKernel(src, count, r.scales[0]!, r.zps[0]!, dst, acc);
+      }
+    },
+    sums: () => k.f64(acc, ERROR_SUMS).slice(),
+  };
+}
+
+export function quantizeLinearStats(x: Float32Array, p: QuantizeParams, opts?: KernelOptions): { q: Int8Array | Uint8Array; sums: Float64Array } {
+  const out = p.type === 'int8' ? new Int8Array(x.length) : new Uint8Array(x.length);
+  const k = resolveKernels(opts);
+  return withArena(k, () => {
+    const w = quantizeStatsWindows(k, p, x.length);
+    forEachWindow(x.length, windowElements(5, 1, opts), (start, count) => {
+      withArena(k, () => {
+        const src = k.alloc(count * 4);
+        const dst = k.alloc(count);
+        k.f32(src, count).set(x.subarray(start, start + count));
+        w.add(src, start, count, dst);
+        out.set(p.type === 'int8' ? k.i8(dst, count) : k.u8(dst, count), start);
+      });
+    });
+    return { q: out, sums: w.sums() };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

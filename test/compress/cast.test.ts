@@ -32,6 +32,8 @@ import { encodeOnnx } from '../../src/formats/onnx/write.js';
 import { tensorToProto } from '../../src/formats/onnx/tensor.js';
 import { openModelFile, saveOnnxFile } from '../../src/platform/open.js';
 import { CORPUS_ONNX, corpusName, listFiles, rng } from '../formats/onnx/helpers.js';
+import { Spill } from '../../src/compress/spill.js';
+import { nodeScratch } from '../../src/bench/node-scratch.js';
 
 const PY = '/usr/bin/python3';
 const FILES = [...listFiles(join(CORPUS_ONNX, 'models'), '.onnx'), ...listFiles(join(CORPUS_ONNX, 'light'), '.onnx')];
@@ -402,4 +404,59 @@ describe('cast verb', () => {
     await expect(castCommand.run([slim], { output: join(dir, 'x.onnx'), to: 'float16', 'keep-io-types': true, 'no-keep-io-types': true }, out)).rejects.toMatchObject({ code: 'E_USAGE' });
     await expect(castCommand.run([slim], { output: join(dir, 'x.pt'), to: 'float16' }, out)).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
   });
+});
+
+describe('streamed conversion and spilling (src/compress/spill.ts)', () => {
+  function mlp(): OnnxModel {
+    const r = rng(77);
+    const w0 = Float32Array.from({ length: 64 * 96 }, () => r() - 0.5);
+    const w1 = Float32Array.from({ length: 96 * 32 }, () => r() - 0.5);
+    w0[5] = 1e6; // beyond float16: clamped to 65504
+    w1[9] = -1e-9; // below 2^-24: raised to -2^-24
+    const node = [
+      create(NodeProtoSchema, { opType: 'MatMul', name: 'mm0', input: ['x', 'W0'], output: ['h'] }),
+      create(NodeProtoSchema, { opType: 'Relu', name: 'relu', input: ['h'], output: ['r'] }),
+      create(NodeProtoSchema, { opType: 'MatMul', name: 'mm1', input: ['r', 'W1'], output: ['y'] }),
+    ];
+    const initializer = [
+      tensorToProto({ name: 'W0', dtype: 'float32', shape: [64, 96], data: new Uint8Array(w0.buffer) }),
+      tensorToProto({ name: 'W1', dtype: 'float32', shape: [96, 32], data: new Uint8Array(w1.buffer) }),
+    ];
+    const graph = create(GraphProtoSchema, { name: 'mlp', node, initializer, input: [tensorValueInfo('x', [1, 64])], output: [tensorValueInfo('y', [1, 32])] });
+    return onnxModel(create(ModelProtoSchema, { irVersion: 8n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })], graph }));
+  }
+
+  for (const to of ['float16', 'bfloat16'] as const) {
+    it(`${to}: a spilled model (external-data input) writes the same bytes as an in-memory one`, async () => {
+      const input = join(dir, `mlp-${to}.onnx`);
+      await saveOnnxFile(mlp(), input, { externalData: { threshold: 1024 } });
+      const a = await openModelFile(input);
+      const b = await openModelFile(input);
+      const spill = new Spill({ scratch: nodeScratch(dir), threshold: 1024 });
+      try {
+        const ra = await castModel(a.model, { to });
+        const rb = await castModel(b.model, { to, spill });
+        expect(rb.report).toEqual(ra.report);
+        expect(ra.report.tensorsConverted).toBe(2);
+        expect(ra.report.clampedValues).toBe(to === 'float16' ? 1 : 0);
+        expect(ra.report.tinyValuesRaised).toBe(to === 'float16' ? 1 : 0);
+        expect(spill.tensors).toBe(2);
+        expect(spill.bytes).toBe((64 * 96 + 96 * 32) * 2);
+        const bytesA = await encodeOnnx(a.model);
+        expect(Buffer.from(await encodeOnnx(b.model)).equals(Buffer.from(bytesA))).toBe(true);
+        // The converted values themselves: the clamp and the raise happened in the streamed windows.
+        if (to === 'float16') {
+          const m = decodeOnnx(bytesA);
+          const w0 = new Uint16Array(m.proto.graph!.initializer.find((t) => t.name === 'W0')!.rawData.slice().buffer);
+          const w1 = new Uint16Array(m.proto.graph!.initializer.find((t) => t.name === 'W1')!.rawData.slice().buffer);
+          expect(w0[5]).toBe(0x7bff); // 65504
+          expect(w1[9]).toBe(0x8001); // -2^-24
+        }
+      } finally {
+        await spill.dispose();
+        await a.close();
+        await b.close();
+      }
+    });
+  }
 });

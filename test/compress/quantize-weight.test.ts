@@ -6,7 +6,7 @@
  * in subgraphs, graph-input/IR handling and every error the pass and the CLI verb throw.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -16,6 +16,7 @@ import {
   ModelProtoSchema,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
+  StringStringEntryProtoSchema,
   ValueInfoProtoSchema,
   type ModelProto,
 } from 'onnx-buf';
@@ -27,6 +28,10 @@ import { onnxModel, type OnnxModel } from '../../src/formats/onnx/read.js';
 import { float32TensorProto, tensorValueInfo } from '../../src/formats/onnx/build.js';
 import { saveOnnxFile } from '../../src/platform/open.js';
 import { quantizeCommand } from '../../src/cli/commands/quantize.js';
+import { memoryScratch, Spill } from '../../src/compress/spill.js';
+import { nodeScratch } from '../../src/bench/node-scratch.js';
+import { encodeOnnx } from '../../src/formats/onnx/write.js';
+import { externalDataRef, modelTensorContext, tensorFromProto } from '../../src/formats/onnx/tensor.js';
 import type { Out } from '../../src/cli/output.js';
 import { CORPUS_ONNX, listFiles, openModel, rng } from '../formats/onnx/helpers.js';
 
@@ -371,5 +376,136 @@ describe('quantize CLI verb', () => {
     await expect(quantizeCommand.run([wake], {}, out)).rejects.toMatchObject({ code: 'E_USAGE' });
     await expect(quantizeCommand.run([wake], { output: join(dir, 'x.tflite') }, out)).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
     expect(existsSync(o)).toBe(false);
+  });
+});
+
+describe('streamed weights and spilling (src/compress/spill.ts)', () => {
+  /** MatMul chain with external-data weights, one of which holds a NaN and one an Inf. */
+  function chainModel(): OnnxModel {
+    const r = rng(41);
+    const dims = [64, 96, 64, 48, 32];
+    const init = dims.slice(0, -1).map((d, i) => {
+      const w = Float32Array.from({ length: d * dims[i + 1]! }, () => r() * 2 - 1);
+      if (i === 2) w[7] = NaN;
+      if (i === 3) w[100] = -Infinity;
+      return float32TensorProto(`W${i}`, [d, dims[i + 1]!], w);
+    });
+    const node = init.map((t, i) => create(NodeProtoSchema, { opType: 'MatMul', name: `mm${i}`, input: [i ? `h${i - 1}` : 'x', t.name], output: [i === init.length - 1 ? 'y' : `h${i}`] }));
+    const graph = create(GraphProtoSchema, { name: 'chain', node, initializer: init, input: [tensorValueInfo('x', [1, 64])], output: [tensorValueInfo('y', [1, 32])] });
+    return onnxModel(create(ModelProtoSchema, { irVersion: 8n, opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 17n })], graph }));
+  }
+  const OPTS: QuantizeWeightsOptions = { dtype: 'int8', perChannel: true, symmetric: true };
+  let input: string;
+  beforeAll(async () => {
+    input = join(dir, 'chain.onnx');
+    await saveOnnxFile(chainModel(), input, { externalData: { threshold: 1024 } });
+  });
+
+  it('skips weights holding NaN or ±Inf (found by the min/max pass)', async () => {
+    const { report } = await quantizeWeights(chainModel(), OPTS);
+    expect(report.quantized.map((q) => q.name)).toEqual(['W0', 'W1']);
+    expect(report.skipped).toEqual([
+      expect.objectContaining({ name: 'W2', reason: 'holds NaN or infinite values' }),
+      expect.objectContaining({ name: 'W3', reason: 'holds NaN or infinite values' }),
+    ]);
+  });
+
+  it('a spilled model writes the same bytes as an in-memory one, inline and with external data', async () => {
+    const a = await openModel(input);
+    const b = await openModel(input);
+    const spill = new Spill({ scratch: nodeScratch(dir), threshold: 1024 });
+    try {
+      const ra = await quantizeWeights(a.model, OPTS);
+      const rb = await quantizeWeights(b.model, { ...OPTS, spill });
+      expect(rb.report.quantized).toEqual(ra.report.quantized);
+      expect(rb.report.size).toEqual(ra.report.size);
+      // W0 and W1 codes (64·96 and 96·64 bytes) went to the scratch file; the small scales did not.
+      expect(spill.tensors).toBe(2);
+      expect(spill.bytes).toBe(2 * 64 * 96);
+      const q0 = b.model.proto.graph!.initializer.find((t) => t.name === 'W0_quantized')!;
+      expect(externalDataRef(q0)?.location).toBe(spill.location);
+      const inlineA = await encodeOnnx(a.model);
+      expect(Buffer.from(await encodeOnnx(b.model)).equals(Buffer.from(inlineA))).toBe(true);
+      // Through files with external data: the same tensors come back, and no spill name leaks out.
+      const outA = join(dir, 'chain-a.onnx');
+      const outB = join(dir, 'chain-b.onnx');
+      await saveOnnxFile(a.model, outA, { externalData: { threshold: 1024 } });
+      await saveOnnxFile(b.model, outB, { externalData: { threshold: 1024 } });
+      expect(readFileSync(`${outB}.data`).equals(readFileSync(`${outA}.data`))).toBe(true);
+      const back = await openModel(outB);
+      try {
+        expect(back.model.proto.graph!.initializer.every((t) => !externalDataRef(t)?.location.includes('spill'))).toBe(true);
+        const t = await tensorFromProto(back.model.proto.graph!.initializer.find((x) => x.name === 'W1_quantized')!, modelTensorContext(back.model));
+        const u = await tensorFromProto(a.model.proto.graph!.initializer.find((x) => x.name === 'W1_quantized')!, modelTensorContext(a.model));
+        expect(Buffer.from(t.data).equals(Buffer.from(u.data))).toBe(true);
+      } finally {
+        await back.close();
+      }
+    } finally {
+      await spill.dispose();
+      await a.close();
+      await b.close();
+    }
+    // The scratch folder is gone; the spilled tensors cannot be read any more.
+    expect(readdirSync(dir).some((n) => n.startsWith('modelsmith-spill-'))).toBe(false);
+    const q1 = b.model.proto.graph!.initializer.find((t) => t.name === 'W1_quantized')!;
+    await expect(tensorFromProto(q1, modelTensorContext(b.model))).rejects.toMatchObject({ code: 'E_IO' });
+  });
+
+  it('windowed reads (arenaBytes) give the same codes as whole-tensor reads', async () => {
+    const a = await openModel(input);
+    const b = await openModel(input);
+    try {
+      const ra = await quantizeWeights(a.model, OPTS);
+      // 4 KiB windows: 1024 floats, cutting the 96-wide rows anywhere.
+      const rb = await quantizeWeights(b.model, { ...OPTS, arenaBytes: 4096 });
+      const codes = async (m: OnnxModel) => Promise.all(m.proto.graph!.initializer.filter((t) => t.name.endsWith('_quantized')).map(async (t) => (await tensorFromProto(t, modelTensorContext(m))).data));
+      const [ca, cb] = [await codes(a.model), await codes(b.model)];
+      expect(ca.length).toBe(2);
+      for (let i = 0; i < ca.length; i++) expect(Buffer.from(cb[i]!).equals(Buffer.from(ca[i]!))).toBe(true);
+      for (const [i, q] of rb.report.quantized.entries()) {
+        const p = ra.report.quantized[i]!;
+        expect(q.maxAbs).toBe(p.maxAbs);
+        expect(Math.abs(q.snrDb - p.snrDb)).toBeLessThan(1e-9);
+        expect(Math.abs(q.cosine - p.cosine)).toBeLessThan(1e-12);
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('spills to memory too, and a released spill is E_EXTERNAL_DATA', async () => {
+    const m = chainModel();
+    const spill = new Spill({ scratch: memoryScratch(), threshold: 0 });
+    const ref = await quantizeWeights(chainModel(), OPTS);
+    await quantizeWeights(m, { ...OPTS, spill });
+    // Only the codes are spilled (threshold 0: all of them); scales and zero points stay inline.
+    expect(spill.tensors).toBe(2);
+    expect(spill.bytes).toBe(64 * 96 * 2);
+    const ctx = modelTensorContext(m);
+    const q0 = m.proto.graph!.initializer.find((t) => t.name === 'W0_quantized')!;
+    expect(Buffer.from((await tensorFromProto(q0, ctx)).data).equals(Buffer.from(ref.model.proto.graph!.initializer.find((t) => t.name === 'W0_quantized')!.rawData))).toBe(true);
+    // A model built in memory has no folder: other external locations are refused through the chain.
+    const stray = float32TensorProto('stray', [2], new Float32Array(2));
+    stray.dataLocation = 1;
+    stray.externalData = [create(StringStringEntryProtoSchema, { key: 'location', value: 'other.bin' })];
+    await expect(tensorFromProto(stray, modelTensorContext(m))).rejects.toMatchObject({ code: 'E_EXTERNAL_DATA' });
+    await spill.dispose();
+    // This model already opened the scratch data (E_IO from the released source); a model that never
+    // read it is refused by the resolver chain itself.
+    const q1 = m.proto.graph!.initializer.find((t) => t.name === 'W1_quantized')!;
+    await expect(tensorFromProto(q1, modelTensorContext(m))).rejects.toMatchObject({ code: 'E_IO' });
+    const m2 = chainModel();
+    const spill2 = new Spill({ scratch: memoryScratch(), threshold: 0 });
+    await quantizeWeights(m2, { ...OPTS, spill: spill2 });
+    await spill2.dispose();
+    const q2 = m2.proto.graph!.initializer.find((t) => t.name === 'W1_quantized')!;
+    await expect(tensorFromProto(q2, modelTensorContext(m2))).rejects.toMatchObject({ code: 'E_EXTERNAL_DATA' });
+  });
+
+  it('bad spill threshold or arenaBytes is E_USAGE', async () => {
+    expect(() => new Spill({ scratch: memoryScratch(), threshold: -1 })).toThrow(expect.objectContaining({ code: 'E_USAGE' }));
+    await expect(quantizeWeights(chainModel(), { ...OPTS, arenaBytes: 2 })).rejects.toMatchObject({ code: 'E_USAGE' });
   });
 });

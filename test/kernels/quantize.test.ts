@@ -9,6 +9,7 @@ import * as wasm from '../../src/kernels/quantize.js';
 import * as ref from '../../src/kernels/reference/quantize.js';
 import { setWindowBytes } from '../../src/kernels/window.js';
 import { FLAVORS, LENGTHS, f32Bits as bits, randomF32, rng, runPython } from './helpers.js';
+import { errorStats, errorStatsFromSums } from '../../src/eval/metrics.js';
 
 const GEN = fileURLToPath(new URL('./gen/quantize_expected.py', import.meta.url));
 const KERR = expect.objectContaining({ code: 'E_KERNEL_ARG' });
@@ -509,5 +510,80 @@ describe('argument errors (E_KERNEL_ARG)', () => {
   });
   it('bad window size', () => {
     expect(() => setWindowBytes(0)).toThrow(KERR);
+  });
+});
+
+describe('fused quantize + error statistics (quantize_stats_*)', () => {
+  /**
+   * Relative closeness of two float64 sums of n same-sign terms added in different orders (the SIMD
+   * build keeps four partial sums). Each order is within (n - 1)·2^-53 of the exact sum, so the two
+   * differ by at most twice that: 1e-12 below ~4500 elements; more for long runs of equal terms
+   * (saturated codes make the rounding errors of the index-order sum add up instead of cancel).
+   */
+  const close = (a: number, b: number, n: number): boolean => a === b || Math.abs(a - b) <= Math.max(1e-12, 2 * n * 2 ** -53) * Math.abs(b);
+  function check(x: Float32Array, p: wasm.QuantizeParams, windows: (number | undefined)[]): void {
+    const want = ref.quantizeLinearStats(x, p);
+    // The reference sums are errorStats' sums over the materialised dequantized tensor, bit for bit.
+    const q = ref.quantizeLinear(x, p);
+    expect(diff(want.q, q)).toBe(-1);
+    expect(errorStatsFromSums(want.sums)).toEqual(errorStats(x, ref.dequantizeLinear(q, p)));
+    for (const f of FLAVORS) {
+      for (const windowBytes of windows) {
+        const got = wasm.quantizeLinearStats(x, p, { kernels: K[f]!, windowBytes });
+        expect(diff(got.q, q), `${f} codes`).toBe(-1);
+        if (f === 'scalar') expect(Array.from(got.sums), 'scalar sums are exact').toEqual(Array.from(want.sums));
+        else {
+          // max and count do not depend on the order of additions.
+          expect(got.sums[0]).toBe(want.sums[0]);
+          expect(got.sums[6]).toBe(want.sums[6]);
+          for (let i = 1; i < 6; i++) expect(close(got.sums[i]!, want.sums[i]!, x.length), `${f} sum ${i}: ${got.sums[i]} vs ${want.sums[i]}`).toBe(true);
+        }
+      }
+    }
+  }
+
+  for (const n of [0, 1, 5, 4097, 65537]) {
+    it(`per tensor, n=${n}, with NaN/Inf (skipped, not counted)`, () => {
+      const x = randomF32(n, 901 + n, true);
+      for (const p of [{ type: 'int8' as const, scale: 0.37, zeroPoint: -3 }, { type: 'uint8' as const, scale: 3.1e-3, zeroPoint: 7 }]) {
+        check(x, p, n < 5000 ? [undefined, 5 * 7, 5 * 1021] : [undefined, 5 * 4099]);
+      }
+    });
+  }
+
+  for (const [shape, axis] of [[[7, 5, 3], 1], [[1000, 17], 1], [[3, 4097], 0], [[257, 300], 1], [[2, 0, 3], 1]] as [number[], number][]) {
+    it(`per channel, shape [${shape}] axis ${axis}`, () => {
+      const n = prod(shape);
+      const x = randomF32(n, 17 * n + axis, true);
+      for (const type of ['int8', 'uint8'] as const) {
+        const p = { type, shape, axis, ...channelParams(shape[axis]!, type, 5 + axis) };
+        check(x, p, [undefined, 5 * 7, 5 * 1021]);
+      }
+    });
+  }
+
+  it('counts only finite references and matches errorStats on a weight-like tensor', () => {
+    const x = new Float32Array([1, NaN, -2, Infinity, 0.5, -Infinity, 3]);
+    const p = { type: 'int8' as const, scale: 0.02, zeroPoint: 0 };
+    for (const f of FLAVORS) {
+      const { sums } = wasm.quantizeLinearStats(x, p, { kernels: K[f]! });
+      expect(sums[6]).toBe(4);
+      // 3 / 0.02 = 150 saturates at 127 → g = 2.54, the largest error.
+      expect(sums[0]).toBeCloseTo(3 - Math.fround(127 * Math.fround(0.02)), 12);
+    }
+    const w = randomF32(1 << 16, 7);
+    const pw = { type: 'int8' as const, scale: 1 / 127, zeroPoint: 0 };
+    const s = errorStatsFromSums(wasm.quantizeLinearStats(w, pw, { kernels: K.simd! }).sums);
+    const e = errorStats(w, wasm.dequantizeLinear(wasm.quantizeLinear(w, pw), pw));
+    expect(s.maxAbs).toBe(e.maxAbs);
+    expect(Math.abs(s.snrDb - e.snrDb)).toBeLessThan(1e-9);
+    expect(Math.abs(s.cosine - e.cosine)).toBeLessThan(1e-12);
+    expect(Math.abs(s.meanAbs - e.meanAbs)).toBeLessThanOrEqual(1e-12 * e.meanAbs);
+  });
+
+  it('argument errors are E_KERNEL_ARG', () => {
+    const x = new Float32Array(6);
+    expect(() => wasm.quantizeLinearStats(x, { type: 'int8', scale: 0 })).toThrow(KERR);
+    expect(() => wasm.quantizeLinearStats(x, { type: 'int8', scale: [1, 1], shape: [2, 2], axis: 0 })).toThrow(KERR);
   });
 });

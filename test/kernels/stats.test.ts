@@ -132,3 +132,48 @@ describe('stats: argument errors', () => {
     expect(() => ref.minMaxAxis(x, [3, 5], 0)).toThrow(expect.objectContaining({ code: 'E_KERNEL_ARG' }));
   });
 });
+
+describe('stats: checked min/max (non-finite count in the same pass)', () => {
+  const cases: [string, Float32Array][] = [
+    ['finite', randomF32(4097, 11)],
+    ['with specials', randomF32(65537, 12, true)],
+    ['empty', new Float32Array(0)],
+    ['all NaN', new Float32Array(9).fill(NaN)],
+    ['Inf only', new Float32Array([Infinity, -Infinity, 1, 2, 3, 4, 5, 6, 7, 8])],
+  ];
+  for (const [label, x] of cases) {
+    it(`per tensor and per channel agree with the reference (${label})`, () => {
+      const want = ref.minMaxChecked(x);
+      expect(want.nonFinite).toBe(x.filter((v) => !Number.isFinite(v)).length);
+      const shape = x.length % 17 === 0 && x.length > 0 ? [x.length / 17, 17] : [x.length];
+      const wantAxis = ref.minMaxAxisChecked(x, shape, -1);
+      for (const f of FLAVORS) {
+        for (const windowBytes of [undefined, 4 * 7, 4 * 1021]) {
+          const o = { kernels: K[f]!, windowBytes };
+          const got = wasm.minMaxChecked(x, o);
+          expect(got.nonFinite).toBe(want.nonFinite);
+          expect(sameMinMax(got, want)).toBe(true);
+          const ga = wasm.minMaxAxisChecked(x, shape, -1, o);
+          expect(ga.nonFinite).toBe(want.nonFinite);
+          expect(sameAxis(ga, wantAxis)).toBe(true);
+        }
+      }
+    });
+  }
+
+  it('per channel with inner > 1 and inner == 1, windows cut anywhere', () => {
+    const x = randomF32(3 * 4097, 99, true);
+    for (const axis of [0, 1]) {
+      const want = ref.minMaxAxisChecked(x, [3, 4097], axis);
+      for (const f of FLAVORS) {
+        const got = wasm.minMaxAxisChecked(x, [3, 4097], axis, { kernels: K[f]!, windowBytes: 4 * 1000 });
+        expect(got.nonFinite).toBe(want.nonFinite);
+        expect(sameAxis(got, want)).toBe(true);
+      }
+    }
+  });
+
+  it('a shape that does not match the data is E_KERNEL_ARG', () => {
+    expect(() => wasm.minMaxAxisChecked(new Float32Array(6), [4, 2], 0)).toThrow(expect.objectContaining({ code: 'E_KERNEL_ARG' }));
+  });
+});

@@ -27,6 +27,12 @@
  *   tensors as inputs (a caller could then override them) the model's ir_version is raised to 4, which
  *   changes nothing else about how the model is read (diagnostic).
  * Tensors inside model-local functions and training_info are not touched.
+ *
+ * Speed and memory: each weight goes from its payload (external data file or inline bytes) straight
+ * into the kernel arena; one WASM pass finds the per-channel ranges and counts NaN/Inf, a second
+ * writes the codes and accumulates the error statistics of the report (quantize_stats_* kernels), so
+ * neither the dequantized tensor nor a JS copy of the weight is ever made. With `spill`, the codes of
+ * big weights go to a scratch file as they are made, and memory stays bounded by one tensor.
  */
 import { create } from '@bufbuild/protobuf';
 import {
@@ -38,16 +44,17 @@ import {
   type NodeProto,
   type TensorProto,
 } from 'onnx-buf';
-import { allFinite, typedView } from '../../core/tensor.js';
 import { dtypeInfo } from '../../core/dtype.js';
 import type { Diagnostic } from '../../core/errors.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
-import { modelTensorContext, tensorDType, tensorFromProto, tensorShape } from '../../formats/onnx/tensor.js';
-import { initKernels } from '../../kernels/loader.js';
-import { chooseQuantParams, chooseQuantParamsAxis, dequantizeLinear, quantizeLinear } from '../../kernels/quantize.js';
-import { minMax, minMaxAxis } from '../../kernels/stats.js';
-import { errorStats } from '../../eval/metrics.js';
+import { modelTensorContext, payloadReader, tensorDType, tensorShape, type PayloadReader } from '../../formats/onnx/tensor.js';
+import { initKernels, kernels, type Kernels } from '../../kernels/loader.js';
+import { chooseQuantParams, chooseQuantParamsAxis, quantizeStatsWindows, type QuantizeParams } from '../../kernels/quantize.js';
+import { minMaxAxisWindows, minMaxWindows } from '../../kernels/stats.js';
+import { errorStatsFromSums } from '../../eval/metrics.js';
+import { withArenaAsync } from '../arena-lock.js';
+import { payloadOut, type PayloadOut, type Spill } from '../spill.js';
 import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
 import { bytesOf, constantNode, raiseIr } from './int4.js';
 import { defaultOpset, findWeightCandidates, subgraphs, uniqueNamer, type WeightCandidate } from '../graph.js';
@@ -64,6 +71,18 @@ export interface QuantizeWeightsOptions {
   exclude?: { names?: string[]; opTypes?: string[] };
   /** Skip weights with fewer elements than this (default 16). */
   minElements?: number;
+  /**
+   * Write quantized payloads of big tensors to this spill's scratch file instead of keeping them in
+   * memory (see ../spill.ts): memory then stays bounded by one tensor whatever the model size. The
+   * caller disposes of the spill after writing the model.
+   */
+  spill?: Spill;
+  /**
+   * Weights of up to this many bytes are read into the kernel arena whole, once (default 256 MiB);
+   * larger ones are read twice in windows of at most 16 MiB, so the arena (which never shrinks)
+   * stays bounded whatever the tensor size.
+   */
+  arenaBytes?: number;
 }
 
 export interface QuantizedTensor {
@@ -111,6 +130,9 @@ const Q_ONNX: Record<WeightQType, number> = { int8: dtypeInfo('int8').onnx, uint
 function checkOptions(o: QuantizeWeightsOptions): number {
   if (o.dtype !== 'int8' && o.dtype !== 'uint8') {
     throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `weight-only quantization to '${String(o.dtype)}' is not supported (int8 or uint8)`);
+  }
+  if (o.arenaBytes !== undefined && (!Number.isSafeInteger(o.arenaBytes) || o.arenaBytes < 4)) {
+    throw new ModelsmithError(ErrorCodes.USAGE, `arenaBytes must be an integer of at least 4, got ${String(o.arenaBytes)}`);
   }
   const minElements = o.minElements ?? 16;
   if (!Number.isSafeInteger(minElements) || minElements < 1) {
@@ -167,6 +189,8 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
   const perChannel = opts.perChannel;
 
   const unique = uniqueNamer(proto);
+  // Before the tensor context is made: spilled payloads resolve through the model's resolver chain.
+  opts.spill?.attach(model);
   const ctx = modelTensorContext(model);
   /** graph → DequantizeLinear nodes to put first. */
   const headNodes = new Map<GraphProto, NodeProto[]>();
@@ -190,29 +214,13 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
     const count = shape.reduce((a, d) => a * d, 1);
     if (count < minElements) { skip(`${count} elements (< ${minElements})`); continue; }
 
-    const t = await tensorFromProto(c.proto, ctx);
-    const x = typedView(t) as Float32Array;
-    const finite = allFinite(x);
-    if (!finite) { skip('holds NaN or infinite values'); continue; }
-
     const axis = c.uses[0]!.axis(shape.length);
     const channel = perChannel && axis >= 0 && axis < shape.length;
-    let scale: number | Float32Array;
-    let zp: number | Int32Array;
-    if (channel) {
-      const mm = minMaxAxis(x, shape, axis);
-      const p = chooseQuantParamsAxis(mm.min, mm.max, opts.dtype, opts.symmetric);
-      scale = p.scales;
-      zp = p.zeroPoints;
-    } else {
-      const mm = minMax(x);
-      const p = chooseQuantParams(mm.min, mm.max, opts.dtype, opts.symmetric);
-      scale = p.scale;
-      zp = p.zeroPoint;
-    }
-    const params = channel ? { type: opts.dtype, scale, zeroPoint: zp, shape, axis } : { type: opts.dtype, scale, zeroPoint: zp, shape };
-    const q = quantizeLinear(x, params);
-    const err = errorStats(x, dequantizeLinear(q, params));
+    const reader = await payloadReader(c.proto, ctx);
+    const qr = await quantizeStreamed(kernels(), reader, shape, count, channel ? axis : undefined, opts, opts.spill);
+    if (!qr) { skip('holds NaN or infinite values'); continue; }
+    const { scale, zp } = qr;
+    const err = errorStatsFromSums(qr.sums);
 
     const qName = unique(`${c.name}_quantized`);
     const sName = unique(`${c.name}_scale`);
@@ -221,7 +229,8 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
     const scales = typeof scale === 'number' ? Float32Array.of(scale) : scale;
     const zpsArr = typeof zp === 'number' ? [zp] : Array.from(zp);
     const zBytes = opts.dtype === 'int8' ? new Uint8Array(Int8Array.from(zpsArr).buffer) : Uint8Array.from(zpsArr);
-    const qT = create(TensorProtoSchema, { name: qName, dims: shape.map((d) => BigInt(d)), dataType: Q_ONNX[opts.dtype], rawData: new Uint8Array(q.buffer as ArrayBuffer, q.byteOffset, q.byteLength) });
+    const qT = create(TensorProtoSchema, { name: qName, dims: shape.map((d) => BigInt(d)), dataType: Q_ONNX[opts.dtype] });
+    qr.out.finish(qT);
     const sT = create(TensorProtoSchema, { name: sName, dims: pDims, dataType: dtypeInfo('float32').onnx, rawData: bytesOf(scales) });
     const deq: NodeProto[] = [];
     let zT = create(TensorProtoSchema, { name: zName, dims: pDims, dataType: Q_ONNX[opts.dtype], rawData: zBytes as Uint8Array<ArrayBuffer> });
@@ -264,10 +273,11 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
     } else {
       replaceNodes.set(c.constNode!, [...params3.map((t) => constantNode(t, unique(`${t.name}_Constant`))), ...deq]);
     }
-    const bytesAfter = params3.reduce((a, t) => a + t.rawData.byteLength, 0);
+    // The codes may live in the spill file: count them by element, the small parameters by raw_data.
+    const bytesAfter = count + params3.slice(1).reduce((a, t) => a + t.rawData.byteLength, 0);
     const entry: QuantizedTensor = {
       name: c.name, op, scope: c.frame.scope, kind: c.kind, form, shape, scheme: channel ? 'per-channel' : 'per-tensor',
-      dtype: opts.dtype, symmetric: opts.symmetric, bytesBefore: x.byteLength, bytesAfter,
+      dtype: opts.dtype, symmetric: opts.symmetric, bytesBefore: count * 4, bytesAfter,
       maxAbs: err.maxAbs, meanAbs: err.meanAbs, snrDb: err.snrDb, cosine: err.cosine,
     };
     if (channel) entry.axis = axis;
@@ -290,4 +300,98 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
 
   if (addedInitializers) raiseIr(proto, diagnostics);
   return { model, report: report() };
+}
+
+/** Tensors up to this size are read into the arena once and scanned twice (min/max, then quantize). */
+const WHOLE_TENSOR_BYTES = 256 * 2 ** 20;
+/** Larger tensors are read twice, in windows of this size: memory stays bounded whatever their size. */
+const WINDOW_BYTES = 16 * 2 ** 20;
+
+/** Read step of a whole tensor: the read of the next 8 MiB runs (in the I/O thread) while the kernel folds this one. */
+const READ_CHUNK_ELEMENTS = 2 * 2 ** 20;
+
+/**
+ * Reads `count` floats in windows of `per` into the arena at `target(j)` and calls `fn` on each,
+ * starting the read of window j + 1 before `fn` runs on window j, so file reads overlap the
+ * kernels. Every arena allocation must be made before: a read in flight holds a view of the
+ * arena, which a memory.grow would detach.
+ */
+async function pipelined(k: Kernels, reader: PayloadReader, count: number, per: number, target: (j: number) => number,
+  fn: (ptr: number, start: number, n: number) => void | Promise<void>): Promise<void> {
+  const windows = Math.ceil(count / per);
+  const read = (j: number): Promise<void> => {
+    const n = Math.min(per, count - j * per);
+    return reader.readInto(j * per * 4, k.u8(target(j), n * 4));
+  };
+  let pending: Promise<void> | undefined = windows > 0 ? read(0) : undefined;
+  try {
+    for (let j = 0; j < windows; j++) {
+      await pending;
+      pending = j + 1 < windows ? read(j + 1) : undefined;
+      await fn(target(j), j * per, Math.min(per, count - j * per));
+    }
+  } finally {
+    // Never leave a read writing into the arena after the caller released it.
+    await pending?.catch(() => undefined);
+  }
+}
+
+interface StreamedQuantization {
+  scale: number | Float32Array;
+  zp: number | Int32Array;
+  /** Error sums of the dequantized codes (metrics.ts errorStatsFromSums). */
+  sums: Float64Array;
+  /** The codes, in memory or in the spill file. */
+  out: PayloadOut;
+}
+
+/**
+ * One float32 weight, from its payload (inline bytes or the external data file) straight into the
+ * kernel arena: min/max and the NaN/Inf count in one pass, then codes and error statistics in one
+ * fused pass, codes copied out window by window. Nothing of tensor size is allocated in JS except
+ * the codes when they stay in memory. Undefined when the weight holds NaN or ±Inf.
+ */
+async function quantizeStreamed(k: Kernels, reader: PayloadReader, shape: number[], count: number, axis: number | undefined,
+  opts: QuantizeWeightsOptions, spill: Spill | undefined): Promise<StreamedQuantization | undefined> {
+  return withArenaAsync(k, async () => {
+    const budget = opts.arenaBytes ?? WHOLE_TENSOR_BYTES;
+    const whole = count * 4 <= budget;
+    const per = whole ? count : Math.floor(Math.min(budget, WINDOW_BYTES) / 4);
+    const mm = axis === undefined ? minMaxWindows(k) : minMaxAxisWindows(k, shape, axis, count);
+    // Whole tensor: one region, read in chunks. Windowed: two window buffers, read alternately.
+    const x = k.alloc(per * 4);
+    const x2 = whole ? x : k.alloc(per * 4);
+    if (whole) {
+      const chunk = Math.min(per, READ_CHUNK_ELEMENTS);
+      await pipelined(k, reader, count, chunk, (j) => x + j * chunk * 4, (p, start, n) => mm.add(p, start, n));
+    } else {
+      await pipelined(k, reader, count, per, (j) => (j % 2 ? x2 : x), (p, start, n) => mm.add(p, start, n));
+    }
+    const r = mm.finish();
+    if (r.nonFinite > 0) return undefined;
+    let scale: number | Float32Array;
+    let zp: number | Int32Array;
+    let params: QuantizeParams;
+    if (axis !== undefined && typeof r.min !== 'number') {
+      const p = chooseQuantParamsAxis(r.min, r.max as Float32Array, opts.dtype, opts.symmetric);
+      scale = p.scales;
+      zp = p.zeroPoints;
+      params = { type: opts.dtype, scale, zeroPoint: zp, shape, axis };
+    } else {
+      const p = chooseQuantParams(r.min as number, r.max as number, opts.dtype, opts.symmetric);
+      scale = p.scale;
+      zp = p.zeroPoint;
+      params = { type: opts.dtype, scale, zeroPoint: zp, shape };
+    }
+    const qs = quantizeStatsWindows(k, params, count);
+    const dst = k.alloc(per);
+    const out = await payloadOut(spill, count);
+    const emit = async (p: number, start: number, n: number): Promise<void> => {
+      qs.add(p, start, n, dst);
+      await out.write(k.u8(dst, n));
+    };
+    if (whole) await emit(x, 0, count);
+    else await pipelined(k, reader, count, per, (j) => (j % 2 ? x2 : x), emit);
+    return { scale, zp, sums: qs.sums(), out };
+  });
 }

@@ -341,6 +341,46 @@ export async function tensorFromProto(tp: TensorProto, ctx: TensorContext = {}):
   return { name: tp.name, dtype: tensorDType(tp), shape: tensorShape(tp), data };
 }
 
+/**
+ * Ranged access to the payload of a (non-string) TensorProto, wherever it is stored: a pass can
+ * pull a big tensor through in windows (e.g. straight into the kernel arena with `readInto`) instead
+ * of holding the whole payload in a JS buffer. Sizes are checked as in tensorFromProto.
+ */
+export interface PayloadReader {
+  /** Payload bytes (dims × dtype, little-endian). */
+  readonly length: number;
+  /** Fill `target` with payload bytes starting at `offset` (E_OUT_OF_RANGE outside the payload). */
+  readInto(offset: number, target: Uint8Array): Promise<void>;
+}
+
+export async function payloadReader(tp: TensorProto, ctx: TensorContext = {}): Promise<PayloadReader> {
+  const w = where(tp, ctx.path);
+  if (tensorDType(tp, ctx.path) === 'string') throw new ModelsmithError(ErrorCodes.DTYPE, 'string tensors have no byte payload', w);
+  const check = (length: number, offset: number, n: number): void => {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(n) || offset < 0 || n < 0 || offset + n > length) {
+      throw new ModelsmithError(ErrorCodes.OUT_OF_RANGE, `payload read of ${n} bytes at ${offset} is outside its ${length} bytes`, { ...w, offset });
+    }
+  };
+  if (isExternal(tp)) {
+    const slice = await openExternalData(tp, ctx);
+    return {
+      length: slice.length,
+      async readInto(offset, target) {
+        check(slice.length, offset, target.byteLength);
+        await slice.source.readInto(slice.offset + offset, target);
+      },
+    };
+  }
+  const data = tensorFromProtoSync(tp, ctx).data;
+  return {
+    length: data.byteLength,
+    async readInto(offset, target) {
+      check(data.byteLength, offset, target.byteLength);
+      target.set(data.subarray(offset, offset + target.byteLength));
+    },
+  };
+}
+
 /** A TensorProto holding `t` in raw_data (string_data for strings). */
 export function tensorToProto(t: Tensor): TensorProto {
   const tp = create(TensorProtoSchema, {

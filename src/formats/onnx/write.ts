@@ -340,6 +340,7 @@ export async function writeOnnx(model: OnnxModel, sink: ByteSink, opts: WriteOnn
     if (!Number.isSafeInteger(alignment) || alignment < 1) throw new ModelsmithError(ErrorCodes.USAGE, `invalid external data alignment ${alignment}`);
   }
 
+  let windowBuf: Uint8Array | undefined;
   const stats: WriteOnnxStats = { modelBytes: 0, externalBytes: 0, externalTensors: 0, inlinedTensors: 0, streamedTensors: 0 };
   const overrides = new Map<object, Override>();
   /** Payloads for the external file, with their offsets. */
@@ -444,10 +445,14 @@ export async function writeOnnx(model: OnnxModel, sink: ByteSink, opts: WriteOnn
       return {
         length: slice.length,
         async write(o) {
+          // One window buffer for every external payload of this call (a fresh 16 MiB buffer per
+          // window cost first-touch page faults and GC on multi-GB models). Reusing it is safe:
+          // BufferedSink hands windows this big straight to the sink and awaits the write.
           for (let off = 0; off < slice.length; off += WINDOW) {
             const n = Math.min(WINDOW, slice.length - off);
-            const chunk = await slice.source.read(slice.offset + off, n);
-            if (chunk.byteLength !== n) throw new ModelsmithError(ErrorCodes.TRUNCATED, 'external data file shrank while reading', { path, tensor: tp.name });
+            windowBuf ??= new Uint8Array(WINDOW);
+            const chunk = windowBuf.subarray(0, n);
+            await slice.source.readInto(slice.offset + off, chunk);
             await o.write(chunk);
           }
         },

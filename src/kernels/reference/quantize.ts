@@ -115,6 +115,47 @@ export function dequantizeLinear(q: Int8Array | Uint8Array, p: DequantizeParams)
 }
 
 /**
+ * Float64 sums behind the error statistics of a reconstruction `got` of `ref` (the numbers
+ * src/eval/metrics.ts `errorStatsFromSums` turns into maxAbs / meanAbs / SNR / cosine):
+ * [max |r - g|, Σ|r - g|, Σ r², Σ (r - g)², Σ r·g, Σ g², elements counted]. Elements whose r is
+ * NaN or ±Inf are skipped; a NaN difference makes the max +Inf.
+ */
+export const ERROR_SUMS = 7;
+
+/** The errorStats loop body for one element, accumulating into `acc` (length ERROR_SUMS). */
+export function accumulateError(acc: Float64Array, r: number, g: number): void {
+  if (r - r !== 0) return;
+  const e = r - g;
+  const d = e < 0 ? -e : e;
+  if (!(d <= acc[0]!)) acc[0] = d === d ? d : Infinity;
+  acc[1] += d;
+  acc[2] += r * r;
+  acc[3] += e * e;
+  acc[4] += r * g;
+  acc[5] += g * g;
+  acc[6] += 1;
+}
+
+/**
+ * QuantizeLinear plus the error sums of its dequantized value against `x`, in index order: the
+ * twin of the quantize_stats_* kernels, and equal bit for bit to the sums of
+ * errorStats(x, dequantizeLinear(quantizeLinear(x, p), p)).
+ */
+export function quantizeLinearStats(x: Float32Array, p: QuantizeParams): { q: Int8Array | Uint8Array; sums: Float64Array } {
+  const [lo, hi] = QRANGE[p.type];
+  const { view, scales, zps } = resolveParams(p, x.length, lo, hi);
+  const q = p.type === 'int8' ? new Int8Array(x.length) : new Uint8Array(x.length);
+  const sums = new Float64Array(ERROR_SUMS);
+  for (let i = 0; i < x.length; i++) {
+    const c = view ? channelOf(i, view) : 0;
+    const v = quantize1(x[i]!, scales[c]!, zps[c]!, lo, hi);
+    q[i] = v;
+    accumulateError(sums, x[i]!, Math.fround((v - zps[c]!) * scales[c]!));
+  }
+  return { q, sums };
+}
+
+/**
  * Scale and zero point for a value range, as onnxruntime.quantization (compute_scale_zp,
  * reduce_range off) chooses them:
  *   rmin = min(min, 0), rmax = max(max, 0)           (0 must be exactly representable)

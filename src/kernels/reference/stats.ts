@@ -111,3 +111,23 @@ export function minMaxAxis(x: Float32Array, shape: readonly number[], axis: numb
   }
   return finishAxis(lo, hi);
 }
+
+/** min/max results plus the number of NaN / ±Inf elements (the *_nf kernels fold both in one pass). */
+export type Checked<T> = T & { nonFinite: number };
+
+export function countNonFinite(x: Float32Array): number {
+  let n = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v - v !== 0) n++;
+  }
+  return n;
+}
+
+export function minMaxChecked(x: Float32Array): Checked<MinMax> {
+  return { ...minMax(x), nonFinite: countNonFinite(x) };
+}
+
+export function minMaxAxisChecked(x: Float32Array, shape: readonly number[], axis: number): Checked<AxisMinMax> {
+  return { ...minMaxAxis(x, shape, axis), nonFinite: countNonFinite(x) };
+}
