@@ -40,7 +40,7 @@ import { openModelFile, saveOnnxFile } from '../platform/open.js';
 import { quantizeWeights } from '../compress/quantize/weight.js';
 import { castModel } from '../compress/cast.js';
 import { Spill } from '../compress/spill.js';
-import { nodeScratch } from './node-scratch.js';
+import { nodeScratch } from '../platform/scratch.js';
 
 const run = promisify(execFile);
 const A = 4096;

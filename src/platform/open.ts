@@ -11,6 +11,9 @@ import { readOnnx, type OnnxModel } from '../formats/onnx/read.js';
 import { writeOnnx, type WriteOnnxStats } from '../formats/onnx/write.js';
 import { collectTensors, externalDataRef } from '../formats/onnx/tensor.js';
 import { AtomicFileSink, FileSource, siblingResolver } from './node.js';
+import { nodeScratch } from './scratch.js';
+import { Spill } from '../compress/spill.js';
+import { tensorBytes } from '../compress/report.js';
 
 export interface OpenedModel {
   model: OnnxModel;
@@ -86,4 +89,24 @@ export function externalFiles(model: OnnxModel): string[] {
     if (ref) out.add(join(folder, ref.location));
   }
   return [...out];
+}
+
+/** Models whose tensors exceed this are converted through a scratch spill (memory bounded by one tensor). */
+export const SPILL_ABOVE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A spill for a pass over `model` when it is big (or reads external data), with its scratch folder
+ * next to the output (the same disk as the result, which /tmp may not have room for); undefined
+ * for small models, which convert faster in memory.
+ */
+export function spillFor(model: OnnxModel, output: string): Spill | undefined {
+  const big = tensorBytes(model).total > SPILL_ABOVE_BYTES || externalFiles(model).length > 0;
+  return big ? new Spill({ scratch: nodeScratch(dirname(output) || '.') }) : undefined;
+}
+
+/** Bytes of a model file plus the external data files it reads (what "input size" means to a user). */
+export async function modelFileBytes(path: string, model: OnnxModel): Promise<number> {
+  let total = 0;
+  for (const f of [path, ...externalFiles(model)]) total += (await stat(f).catch(() => undefined))?.size ?? 0;
+  return total;
 }

@@ -1,8 +1,6 @@
 /**
  * Node scratch files for spills (src/compress/spill.ts): an unlinked-on-dispose file in a folder of
  * its own under os.tmpdir() (or `dir`), opened read-write so the spill can read back what it wrote.
- * Lives with the benches because src/ outside platform/ may not import node:fs; it is meant to move
- * to src/platform/ (and the CLI) as is.
  */
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

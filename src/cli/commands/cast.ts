@@ -1,7 +1,7 @@
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import { castModel, type CastTarget } from '../../compress/cast.js';
 import { DEFAULT_BLOCKED_OPS } from '../../compress/cast-blocklist.js';
-import { externalFiles, openModelFile, saveOnnxFile } from '../../platform/open.js';
+import { externalFiles, openModelFile, saveOnnxFile, spillFor } from '../../platform/open.js';
 import { formatBytes } from '../output.js';
 import type { Command } from './index.js';
 import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, weightsCastPass } from '../weights.js';
@@ -83,8 +83,15 @@ examples:
       out.note(`read ${input} (${formatBytes(sizeBefore)})`);
       // A model with external data gets external data again (converted tensors are built inline).
       const hadExternal = externalFiles(model).length > 0;
-      const { report } = await castModel(model, { to: to as CastTarget, keepIoTypes, blockOps });
-      const stats = await saveOnnxFile(model, output, { inputs: [input], ...(hadExternal ? { externalData: {} } : {}) });
+      const spill = spillFor(model, output);
+      let report: Awaited<ReturnType<typeof castModel>>['report'];
+      let stats: Awaited<ReturnType<typeof saveOnnxFile>>;
+      try {
+        ({ report } = await castModel(model, { to: to as CastTarget, keepIoTypes, blockOps, ...(spill ? { spill } : {}) }));
+        stats = await saveOnnxFile(model, output, { inputs: [input], ...(hadExternal ? { externalData: {} } : {}) });
+      } finally {
+        await spill?.dispose();
+      }
       const seconds = (performance.now() - t0) / 1000;
       const sizeAfter = stats.modelBytes + stats.externalBytes;
       const kept = Object.entries(report.nodesKeptFloat32).map(([op, n]) => `${op}×${n}`).join(', ');

@@ -1,6 +1,5 @@
-import { stat } from 'node:fs/promises';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
-import { openModelFile, saveOnnxFile } from '../../platform/open.js';
+import { modelFileBytes, openModelFile, saveOnnxFile } from '../../platform/open.js';
 import { pruneWeights, type PruneMethod, type PruneWeightsOptions } from '../../compress/prune.js';
 import { pruneChannels, RefusalCodes } from '../../compress/prune-structured.js';
 import { WEIGHT_OPS } from '../../compress/quantize/registry.js';
@@ -122,8 +121,8 @@ examples:
     }
 
     const t0 = performance.now();
-    const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
     const { model, close } = await openModelFile(input);
+    const inputBytes = await modelFileBytes(input, model);
     try {
       out.note(`read ${input} (${formatBytes(model.byteSize)})`);
       const { report } = await pruneWeights(model, opts);
@@ -175,8 +174,8 @@ async function runChannel(input: string, output: string, values: Record<string, 
   }
 
   const t0 = performance.now();
-  const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
   const { model, close } = await openModelFile(input);
+  const inputBytes = await modelFileBytes(input, model);
   try {
     out.note(`read ${input} (${formatBytes(model.byteSize)})`);
     const { report, diagnostics } = pruneChannels(model, opts);

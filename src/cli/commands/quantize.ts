@@ -1,6 +1,5 @@
-import { stat } from 'node:fs/promises';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
-import { openModelFile, saveOnnxFile } from '../../platform/open.js';
+import { externalFiles, modelFileBytes, openModelFile, saveOnnxFile, spillFor } from '../../platform/open.js';
 import { quantizeWeights, type QuantizeWeightsOptions } from '../../compress/quantize/weight.js';
 import { quantizeInt4 } from '../../compress/quantize/int4.js';
 import { quantizeDynamic } from '../../compress/quantize/dynamic.js';
@@ -121,12 +120,21 @@ examples:
     if (values.exclude !== undefined) opts.exclude = parseExclude(values.exclude as string);
 
     const t0 = performance.now();
-    const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
     const { model, close } = await openModelFile(input);
+    const inputBytes = await modelFileBytes(input, model);
     try {
       out.note(`read ${input} (${formatBytes(model.byteSize)})`);
-      const { report } = await quantizeWeights(model, opts);
-      const stats = await saveOnnxFile(model, output, { inputs: [input] });
+      // Big models: converted payloads go to a scratch file as they are made, so memory stays near one tensor.
+      const spill = spillFor(model, output);
+      const hadExternal = externalFiles(model).length > 0;
+      let report: Awaited<ReturnType<typeof quantizeWeights>>['report'];
+      let stats: Awaited<ReturnType<typeof saveOnnxFile>>;
+      try {
+        ({ report } = await quantizeWeights(model, { ...opts, ...(spill ? { spill } : {}) }));
+        stats = await saveOnnxFile(model, output, { inputs: [input], ...(hadExternal ? { externalData: {} } : {}) });
+      } finally {
+        await spill?.dispose();
+      }
       const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
       const seconds = (performance.now() - t0) / 1000;
       const ratio = inputBytes > 0 ? outputBytes / inputBytes : 1;
@@ -184,8 +192,8 @@ async function runMethod(method: 'int4' | 'dynamic', input: string, output: stri
   const exclude = ex ? { names: ex.names } : undefined;
   const opTypes = (['MatMul', 'Gemm', 'Conv'] as const).filter((t) => !ex?.opTypes.includes(t));
   const t0 = performance.now();
-  const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
   const { model, close } = await openModelFile(input);
+  const inputBytes = await modelFileBytes(input, model);
   try {
     out.note(`read ${input} (${formatBytes(model.byteSize)})`);
     const { report } = method === 'int4'
