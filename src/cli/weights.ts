@@ -18,6 +18,7 @@ import { openWeights, saveWeights, weightOutputFormat, type OpenedWeights } from
 import { formatBytes, table, type Out } from './output.js';
 import { progressBar, trackLoads } from './progress.js';
 import { parseSize } from '../formats/safetensors/size.js';
+import { formatTfTorchReport, type TfTorchReport } from '../convert/tf-pytorch/index.js';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -82,7 +83,7 @@ function keyOpt(values: Values): { key?: string } {
  */
 export async function runWeights(
   verb: string, input: string, output: string, values: Values, out: Out,
-  pass?: (set: WeightSet) => Promise<{ set: WeightSet; report: unknown }>,
+  pass?: (set: WeightSet, opened: OpenedWeights) => Promise<{ set: WeightSet; report: unknown }>,
 ): Promise<Record<string, unknown>> {
   if (!weightOutputFormat(output)) {
     throw new ModelsmithError(ErrorCodes.USAGE, `'${output}' is not a weight container this build writes: use .safetensors, .safetensors.index.json, .pt, .pth or .bin`, { path: output });
@@ -99,7 +100,7 @@ export async function runWeights(
         'pick a plain state_dict with --key, or pass --allow-unknown-globals to write only the tensors found', { path: input });
     }
     out.note(`read ${input}: ${w.format}, ${w.set.tensors.length} tensors`);
-    const r = pass ? await pass(w.set) : { set: w.set, report: undefined };
+    const r = pass ? await pass(w.set, w) : { set: w.set, report: undefined };
     const total = r.set.tensors.reduce((a, t) => a + t.byteLength, 0);
     const bar = values.quiet ? progressBar('', 0, false) : progressBar(verb, total);
     const saved = await saveWeights(trackLoads(r.set, bar), output, { inputs: [input], ...(shardSize !== undefined ? { shardSize } : {}) });
@@ -131,6 +132,7 @@ function renderReports(report: unknown, out: Out): void {
     return;
   }
   if (Array.isArray((report as WeightPassReport).processed)) renderPassReport(report as WeightPassReport, out);
+  else if (Array.isArray((report as TfTorchReport).pairs)) out.say(formatTfTorchReport(report as TfTorchReport));
 }
 
 function renderPassReport(r: WeightPassReport, out: Out): void {

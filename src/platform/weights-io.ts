@@ -46,7 +46,8 @@ export async function openWeights(path: string, opts: OpenWeightsOptions = {}): 
     try {
       const sm = await readSavedModel(siblingResolver(join(path, 'saved_model.pb'), files), { path });
       return {
-        set: sm.variables, format: 'savedmodel', details: { signatures: sm.signatures.map((x) => x.key) },
+        // The parsed SavedModel rides along for converters that need more than the variables (Keras → PyTorch).
+        set: sm.variables, format: 'savedmodel', details: { signatures: sm.signatures.map((x) => x.key), savedModel: sm },
         close: async () => { await Promise.all(files.map((f) => f.close().catch(() => undefined))); },
       };
     } catch (e) {

@@ -163,6 +163,20 @@ describe('weight containers through the CLI', () => {
     expect(bad.stderr).toContain('--map');
   });
 
+  it('a Keras SavedModel becomes a PyTorch state_dict (torch layouts), or its raw variables with --tf-layout', async () => {
+    const sm = join(import.meta.dirname, '../../../shared/corpus/savedmodel/tensorflow-rust/keras_single_input_saved_model');
+    const pt = join(dir, 'keras.pt');
+    const r = await cli(['convert', sm, '-o', pt, '--json']);
+    expect(r.code).toBe(0);
+    const got = torchTensors(pt);
+    expect(Object.fromEntries(Object.entries(got).map(([k, v]) => [k, v[1]]))).toEqual({
+      'test_in.weight': [5, 5], 'test_in.bias': [5], 'dense.weight': [5, 5], 'dense.bias': [5], 'test_out.weight': [1, 5], 'test_out.bias': [1],
+    });
+    expect((r.json!.report as { pairs: { transform: string }[] }).pairs[4]!.transform).toContain('transpose');
+    const raw = await cli(['convert', sm, '-o', join(dir, 'keras.safetensors'), '--tf-layout', '--json']);
+    expect(raw.json!.tensors).toBe(27);
+  });
+
   it('--recipe chains passes on a weight container', async () => {
     const recipe = join(dir, 'r.json');
     await writeFile(recipe, JSON.stringify({ steps: [{ pass: 'prune', method: 'nm' }, { pass: 'cast', to: 'float16' }] }));

@@ -8,6 +8,8 @@ import { openWeights, weightOutputFormat } from '../../platform/weights-io.js';
 import { formatBytes } from '../output.js';
 import { detectFile, isWeightFormat, runWeights } from '../weights.js';
 import { convertCaffe } from '../caffe.js';
+import { parseTfTorchMap, savedModelToStateDict } from '../../convert/tf-pytorch/index.js';
+import type { SavedModelFile } from '../../formats/savedmodel/index.js';
 import type { Command } from './index.js';
 
 export const convertCommand: Command = {
@@ -24,8 +26,13 @@ What is converted is decided by the input's format and the output's extension:
   Caffe → .onnx            deploy.prototxt with --weights model.caffemodel (or the two files as inputs):
                            layer registry (Convolution, Pooling, InnerProduct, BatchNorm+Scale, Eltwise,
                            Concat, Slice, PReLU, LRN, Softmax, …); unsupported layers are listed, never dropped
-  any → .pt / .pth / .bin  .caffemodel, a SavedModel folder's variables (TF names and layouts, as
-                           stored), or an ONNX model's initializers, written as safetensors (one file,
+  SavedModel → .pt / .safetensors   a TF/Keras SavedModel folder's weights as a PyTorch state_dict: Keras
+                           layouts turned into torch's (Dense transposed, Conv HWIO→OIHW, depthwise,
+                           BatchNorm → running stats, LSTM/GRU gate order, Flatten row order), named
+                           <layer>.weight/.bias, or by --template t.pt (matched in order by kind and
+                           shape) or --map map.json; optimizer state left out; --tf-layout keeps TF's
+                           names and layouts instead
+  any → .pt / .pth / .bin  .caffemodel, or an ONNX model's initializers, written as safetensors (one file,
                            or shards with --shard-size / an output ending in .safetensors.index.json) or as
                            a zip .pt that torch.load(weights_only=True) accepts (tied weights stay tied)
 
@@ -39,10 +46,13 @@ options:
                          <name>-00001-of-0000N.safetensors + <name>.safetensors.index.json)
   --allow-unknown-globals  PyTorch: write the tensors even if the pickle references objects outside
                          the allow-list (they are never run; by default this stops the conversion)
+  --template FILE        SavedModel → PyTorch: a .pt/.safetensors whose names and shapes the result must have
+  --tf-layout            SavedModel: write the variables as TF stores them (no PyTorch mapping)
   --weights FILE         ONNX output: replace initializers by name with the tensors of FILE;
                          Caffe input: the .caffemodel that goes with the .prototxt
   --opset N              Caffe → ONNX: the ai.onnx opset to write (13..17, default 13)
-  --map FILE             with --weights: JSON object {"tensor name in FILE": "initializer name"}
+  --map FILE             with --weights: JSON object {"tensor name in FILE": "initializer name"};
+                         SavedModel → PyTorch: {"TF variable name or path": "torch key"}
   --partial              with --weights: allow tensors that match no initializer (they are reported)
   --external-data        ONNX output: move tensors of at least --threshold bytes to <out>.data
                          (page-aligned offsets), as onnx.save_model(save_as_external_data=True); needed above 2 GiB
@@ -70,7 +80,8 @@ examples:
   modelsmith convert model.onnx -o weights.safetensors          # export initializers
   modelsmith convert model.onnx -o tuned.onnx --weights tuned.pt --map names.json
   modelsmith convert model.onnx -o small.onnx --recipe recipe.json --json
-  modelsmith convert deploy.prototxt --weights net.caffemodel -o net.onnx`,
+  modelsmith convert deploy.prototxt --weights net.caffemodel -o net.onnx
+  modelsmith convert saved_model_dir -o model.pt --template torch_model.pt`,
   options: {
     'external-data': { type: 'boolean' },
     location: { type: 'string' },
@@ -83,6 +94,8 @@ examples:
     partial: { type: 'boolean' },
     recipe: { type: 'string' },
     opset: { type: 'string' },
+    template: { type: 'string' },
+    'tf-layout': { type: 'boolean' },
   },
   async run(positionals, values, out) {
     if (positionals[0] && (await detectFile(positionals[0])) === 'caffe-prototxt') return runCaffe(positionals, values, out);
@@ -98,6 +111,11 @@ examples:
       if (!isWeightFormat(inFormat) && inFormat !== 'onnx' && inFormat !== 'savedmodel') {
         throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `cannot take weights from ${inFormat ?? 'this file'} yet`, { path: input });
       }
+      if (inFormat === 'savedmodel' && !values['tf-layout']) {
+        if (recipe) throw new ModelsmithError(ErrorCodes.USAGE, '--recipe runs on the converted state_dict: convert first, then run the recipe on the .pt/.safetensors');
+        return convertSavedModelToTorch(input, output, values, out);
+      }
+      if (values.template !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, '--template applies to SavedModel → PyTorch conversion');
       const pass = recipe
         ? async (set: Parameters<typeof runRecipeWeights>[0]) => {
           const r = await runRecipeWeights(set, recipe);
@@ -167,6 +185,21 @@ async function convertOnnx(input: string, output: string, values: Record<string,
     };
   } finally {
     await close();
+  }
+}
+
+/** SavedModel → PyTorch state_dict (Keras layouts → torch layouts, named automatically, by a template .pt or a map). */
+async function convertSavedModelToTorch(input: string, output: string, values: Record<string, string | boolean | undefined>, out: Parameters<Command['run']>[2]): Promise<Record<string, unknown>> {
+  const map = typeof values.map === 'string' ? parseTfTorchMap(await readText(values.map), values.map) : undefined;
+  const template = typeof values.template === 'string' ? await openWeights(values.template) : undefined;
+  try {
+    return await runWeights('convert', input, output, values, out, async (_set, opened) => {
+      const sm = opened.details.savedModel as SavedModelFile;
+      const r = savedModelToStateDict(sm, { ...(template ? { template: template.set } : {}), ...(map ? { map } : {}) });
+      return { set: r.set, report: r.report };
+    });
+  } finally {
+    await template?.close();
   }
 }
 
