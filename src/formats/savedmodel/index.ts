@@ -13,3 +13,7 @@ export type { WriteSavedModelInput, SignatureSpec, SignatureTensorSpec, SinkFact
 export { attr, node, shapeProto, stringTensor, int32Tensor, tensorInfo, tfDtype } from './build.js';
 export { tensorFromProto, tensorProtoInfo, graphConstants, DEFAULT_MAX_TENSOR_BYTES } from './tensor-proto.js';
 export type { TensorProtoOptions } from './tensor-proto.js';
+export { freezeSignature, runSignature, DEFAULT_SIGNATURE } from './freeze.js';
+export type { FrozenGraph, FrozenTensor } from './freeze.js';
+export { runGraphDef, loadTfjs } from './tfjs.js';
+export type { RunGraphOptions } from './tfjs.js';
