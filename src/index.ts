@@ -17,3 +17,31 @@ export * from './kernels/cast.js';
 export * from './kernels/prune.js';
 export * from './kernels/layout.js';
 export { errorStats, type ErrorStats } from './eval/metrics.js';
+// Weight containers: a WeightSet of lazily loaded tensors, and the formats that produce one.
+export { materialize, inMemoryTensor, type LazyTensor, type WeightSet } from './formats/weights.js';
+export { summarizeWeights, type WeightsSummary } from './formats/weights-summary.js';
+export { readPytorch, detectPytorch, type PytorchFile, type ReadPytorchOptions } from './formats/pytorch/read.js';
+export { writePytorch } from './formats/pytorch/write.js';
+export * from './formats/safetensors/index.js';
+// TF's tensorFromProto decodes TF TensorProtos; ONNX's keeps the plain name.
+export * from './formats/savedmodel/index.js';
+export { tensorFromProto } from './formats/onnx/index.js';
+export { tensorFromProto as tfTensorFromProto } from './formats/savedmodel/index.js';
+export * from './formats/caffe/index.js';
+export { onnxWeights, replaceOnnxInitializers, type ReplaceOptions, type ReplaceReport } from './formats/onnx/weights.js';
+// Conversions.
+export * from './convert/caffe-onnx/index.js';
+export * from './convert/tf-pytorch/index.js';
+// Compression passes.
+export { quantizeWeights, type QuantizeWeightsOptions, type QuantizeWeightsReport } from './compress/quantize/weight.js';
+export { quantizeDynamic, type QuantizeDynamicOptions, type QuantizeDynamicReport } from './compress/quantize/dynamic.js';
+export { quantizeInt4, type QuantizeInt4Options, type QuantizeInt4Report } from './compress/quantize/int4.js';
+export { castModel, type CastOptions, type CastReport } from './compress/cast.js';
+export { pruneWeights, type PruneWeightsOptions, type PruneWeightsReport } from './compress/prune.js';
+export { pruneChannels, RefusalCodes, type PruneChannelsOptions, type PruneChannelsReport } from './compress/prune-structured.js';
+export { upgradeToOpset11 } from './compress/opset-upgrade.js';
+export { parseRecipe, runRecipeOnnx, runRecipeWeights, type Recipe, type RecipeStep } from './compress/recipe.js';
+export { castWeightSet } from './compress/weights/cast.js';
+export { quantizeWeightSet, QUANT_METADATA_KEY, type QuantizeWeightSetOptions } from './compress/weights/quantize.js';
+export { pruneWeightSet } from './compress/weights/prune.js';
+export { Spill, memoryScratch } from './compress/spill.js';
