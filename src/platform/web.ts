@@ -120,15 +120,26 @@ export class ForwardStreamSource implements ByteSource {
   private pending: Uint8Array = new Uint8Array(0);
   private last: { offset: number; bytes: Uint8Array } | undefined;
 
-  constructor(stream: ReadableStream<Uint8Array>, readonly size: number, readonly name: string = '<stream>') {
+  private readonly maxRead: number;
+
+  /**
+   * `maxRead` caps a single read (default: no cap beyond `size`). The buffer for a read is allocated
+   * before its bytes arrive, so under a memory limit (Workers) a header announcing one huge tensor
+   * must end in E_LIMIT rather than an out-of-memory kill.
+   */
+  constructor(stream: ReadableStream<Uint8Array>, readonly size: number, readonly name: string = '<stream>', opts: { maxRead?: number } = {}) {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new ModelsmithError(ErrorCodes.OUT_OF_RANGE, `stream size must be a non-negative integer, got ${size}`, { path: name });
     }
+    this.maxRead = opts.maxRead ?? Number.MAX_SAFE_INTEGER;
     this.reader = stream.getReader();
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
+    if (length > this.maxRead) {
+      throw new ModelsmithError(ErrorCodes.LIMIT, `read of ${length} bytes is over the ${this.maxRead}-byte cap for this stream`, { path: this.name, offset });
+    }
     const last = this.last;
     if (last && offset >= last.offset && offset + length <= last.offset + last.bytes.byteLength) {
       return last.bytes.subarray(offset - last.offset, offset - last.offset + length);
