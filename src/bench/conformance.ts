@@ -1,0 +1,163 @@
+/**
+ * ONNX → TF conformance over the ONNX node tests in the corpus: every test whose ops are all in the
+ * onnx-tf registry is converted (frozen, `constants`), run in TF.js and compared with the expected
+ * outputs stored beside it (float: |got − want| ≤ 1e-4 + 1e-3·|want|; integers and bools exact).
+ * Prints the pass rate over all tests and over the supported subset.
+ * Usage: node dist/bench/conformance.js [--json] [--corpus <node-tests dir>] [--filter <substring>]
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { dtypeInfo } from '../core/dtype.js';
+import { typedView, type Tensor } from '../core/tensor.js';
+import { onnxToTf, supportedOps } from '../convert/onnx-tf/index.js';
+import { decodeOnnx } from '../formats/onnx/read.js';
+import { decodeTensorProto, tensorFromProtoSync } from '../formats/onnx/tensor.js';
+import type { GraphDef } from '../formats/savedmodel/gen/tensorflow/graph_pb.js';
+import { runGraphDef } from '../formats/savedmodel/tfjs.js';
+
+export type Outcome = 'pass' | 'mismatch' | 'error' | 'unsupported';
+
+export interface TestResult {
+  test: string;
+  outcome: Outcome;
+  /** Largest deviation beyond tolerance (mismatch) or the error message. */
+  detail?: string;
+  ops: string[];
+}
+
+export interface ConformanceSummary {
+  total: number;
+  supported: number;
+  passed: number;
+  passRateAll: number;
+  passRateSupported: number;
+  results: TestResult[];
+}
+
+export const DEFAULT_NODE_TESTS = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../shared/corpus/onnx/node');
+
+const ATOL = 1e-4;
+const RTOL = 1e-3;
+
+function half(bits: number): number {
+  const e = (bits >> 10) & 0x1f;
+  const m = bits & 0x3ff;
+  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? Number.NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
+  return bits & 0x8000 ? -v : v;
+}
+
+/** Element values as numbers; 16-bit floats decoded from their bit patterns. */
+function values(t: Tensor): number[] {
+  const raw = Array.from(typedView(t) as ArrayLike<number | bigint>, (v) => Number(v));
+  if (t.dtype === 'float16') return raw.map(half);
+  if (t.dtype === 'bfloat16') return raw.map((b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!);
+  return raw;
+}
+
+/** Why `got` differs from `want`, or undefined when it matches. */
+export function mismatch(got: Tensor, want: Tensor): string | undefined {
+  if (got.shape.join(',') !== want.shape.join(',')) return `shape [${got.shape}] ≠ [${want.shape}]`;
+  const g = values(got);
+  const w = values(want);
+  const exact = !dtypeInfo(want.dtype).isFloat;
+  // Expected 16-bit floats are rounded; TF.js computes in float32.
+  const atol = want.dtype === 'float16' || want.dtype === 'bfloat16' ? 1e-2 : ATOL;
+  const rtol = want.dtype === 'float16' || want.dtype === 'bfloat16' ? 1e-2 : RTOL;
+  for (let i = 0; i < w.length; i++) {
+    const x = g[i]!;
+    const y = w[i]!;
+    if (x === y || (Number.isNaN(x) && Number.isNaN(y))) continue;
+    if (exact || !(Math.abs(x - y) <= atol + rtol * Math.abs(y))) return `element ${i}: ${x} ≠ ${y}`;
+  }
+  return undefined;
+}
+
+/** Node names the given tensors depend on. */
+export function reachable(graph: GraphDef, tensors: string[]): Set<string> {
+  const byName = new Map(graph.node.map((n) => [n.name, n]));
+  const seen = new Set<string>();
+  const stack = tensors.map((t) => t.replace(/^\^/, '').replace(/:\d+$/, ''));
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    for (const i of byName.get(n)?.input ?? []) stack.push(i.replace(/^\^/, '').replace(/:\d+$/, ''));
+  }
+  return seen;
+}
+
+async function runOne(dir: string, test: string, ops: string[]): Promise<TestResult> {
+  const base = join(dir, test);
+  try {
+    const bytes = new Uint8Array(await readFile(join(base, 'model.onnx')));
+    const model = decodeOnnx(bytes, { path: `${test}/model.onnx` });
+    const g = model.proto.graph!;
+    const inits = new Set(g.initializer.map((t) => t.name));
+    const inputs = g.input.filter((i) => !inits.has(i.name));
+    const ds = join(base, 'test_data_set_0');
+    const load = async (f: string): Promise<Tensor> => tensorFromProtoSync(decodeTensorProto(new Uint8Array(await readFile(join(ds, f))), f));
+    const res = await onnxToTf(model, { constants: true });
+    const feeds: Record<string, Tensor> = {};
+    // Inputs the outputs do not depend on (folded away) are not fed: TF.js refuses feeds outside the graph it runs.
+    const needed = reachable(res.graph, g.output.map((o) => res.signature.outputs[o.name]!.name));
+    for (const [i, vi] of inputs.entries()) {
+      const ref = res.signature.inputs[vi.name]!.name;
+      if (needed.has(ref.replace(/:\d+$/, ''))) feeds[ref] = await load(`input_${i}.pb`);
+    }
+    const outNames = g.output.map((o) => o.name);
+    const got = await runGraphDef(res.graph, feeds, outNames.map((o) => res.signature.outputs[o]!.name), { fetchDtypes: outNames.map((o) => res.signature.outputs[o]!.dtype) });
+    for (const [i, o] of outNames.entries()) {
+      const why = mismatch(got[i]!, await load(`output_${i}.pb`));
+      if (why) return { test, outcome: 'mismatch', detail: `${o}: ${why}`, ops };
+    }
+    return { test, outcome: 'pass', ops };
+  } catch (e) {
+    return { test, outcome: 'error', detail: String((e as Error)?.message ?? e).split('\n')[0], ops };
+  }
+}
+
+export async function runConformance(dir = DEFAULT_NODE_TESTS, filter?: (test: string) => boolean): Promise<ConformanceSummary> {
+  const supported = new Set(supportedOps());
+  let index: Record<string, { ops: string[] }> | undefined;
+  try {
+    index = (JSON.parse(await readFile(join(dir, 'INDEX.json'), 'utf8')) as { tests: Record<string, { ops: string[] }> }).tests;
+  } catch {
+    index = undefined;
+  }
+  const tests = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const results: TestResult[] = [];
+  for (const test of tests) {
+    if (filter && !filter(test)) continue;
+    let ops = index?.[test]?.ops;
+    if (!ops) {
+      const m = decodeOnnx(new Uint8Array(await readFile(join(dir, test, 'model.onnx'))));
+      ops = (m.proto.graph?.node ?? []).map((n) => `${n.domain || 'ai.onnx'}::${n.opType}`);
+    }
+    const ok = ops.every((o) => o.startsWith('ai.onnx::') && supported.has(o.slice('ai.onnx::'.length)));
+    results.push(ok ? await runOne(dir, test, ops) : { test, outcome: 'unsupported', ops });
+  }
+  const passed = results.filter((r) => r.outcome === 'pass').length;
+  const sup = results.filter((r) => r.outcome !== 'unsupported').length;
+  return { total: results.length, supported: sup, passed, passRateAll: results.length ? passed / results.length : 0, passRateSupported: sup ? passed / sup : 0, results };
+}
+
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, filter: { type: 'string' } } });
+  const s = await runConformance(args.corpus ?? DEFAULT_NODE_TESTS, args.filter ? (t) => t.includes(args.filter!) : undefined);
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+    return;
+  }
+  for (const r of s.results) if (r.outcome === 'mismatch' || r.outcome === 'error') process.stdout.write(`${r.outcome.padEnd(9)} ${r.test}: ${r.detail}\n`);
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  process.stdout.write(`passed ${s.passed}/${s.total} node tests (${pct(s.passRateAll)}); ${s.passed}/${s.supported} of those whose ops are all supported (${pct(s.passRateSupported)})\n`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`${(e as Error)?.message ?? String(e)}\n`);
+    process.exitCode = 1;
+  });
+}

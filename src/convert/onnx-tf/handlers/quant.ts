@@ -1,0 +1,53 @@
+/**
+ * QuantizeLinear / DequantizeLinear as float arithmetic (TF CPU graphs have no int8 kernels for
+ * these): q = saturate(round_half_even(x / scale) + zp), x = (q − zp) · scale.
+ */
+import type { DType } from '../../../core/dtype.js';
+import type { Cx, Val } from '../context.js';
+import { register } from '../registry.js';
+import { a } from '../tf-attr.js';
+import { normAxis } from '../values.js';
+
+const RANGE: Partial<Record<DType, [number, number]>> = { uint8: [0, 255], int8: [-128, 127], uint16: [0, 65535], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1] };
+
+/** Float32 view of a scale/zero point, reshaped to broadcast on `axis` when it is per-channel. */
+function param(cx: Cx, v: Val, x: Val): string {
+  let ref = cx.ref(v);
+  if (v.dtype !== 'float32') ref = cx.add('Cast', [ref], { SrcT: a.dt(v.dtype), DstT: a.dt('float32'), Truncate: a.b(false) });
+  if (v.shape && v.shape.length === 1 && x.shape && x.shape.length > 1) {
+    const axis = normAxis(cx.int('axis', 1), x.shape.length);
+    const trailing = x.shape.length - axis - 1;
+    if (trailing > 0) ref = cx.add('Reshape', [ref, cx.i32([-1, ...new Array<number>(trailing).fill(1)])], { T: a.dt('float32'), Tshape: a.dt('int32') });
+  }
+  return ref;
+}
+
+register('QuantizeLinear', (cx) => {
+  const x = cx.in(0);
+  const scale = cx.in(1);
+  const zp = cx.opt(2);
+  if (cx.has('block_size') && cx.int('block_size', 0) > 0) return cx.unsupported('blocked QuantizeLinear');
+  const out: DType = zp?.dtype ?? (cx.has('output_dtype') ? 'uint8' : 'uint8');
+  const range = RANGE[out];
+  if (!range) return cx.unsupported(`QuantizeLinear to ${out}`);
+  const F = { T: a.dt('float32') };
+  let xf = cx.ref(x);
+  if (x.dtype !== 'float32') xf = cx.add('Cast', [xf], { SrcT: a.dt(x.dtype), DstT: a.dt('float32'), Truncate: a.b(false) });
+  let q = cx.add('Round', [cx.add('RealDiv', [xf, param(cx, scale, x)], F)], F);
+  if (zp) q = cx.add('AddV2', [q, param(cx, zp, x)], F);
+  q = cx.add('Minimum', [cx.add('Maximum', [q, cx.scalar('float32', range[0])], F), cx.scalar('float32', range[1])], F);
+  cx.outRef(0, cx.add('Cast', [q], { SrcT: a.dt('float32'), DstT: a.dt(out), Truncate: a.b(false) }), out, x.shape);
+});
+
+register('DequantizeLinear', (cx) => {
+  const x = cx.in(0);
+  const scale = cx.in(1);
+  const zp = cx.opt(2);
+  if (cx.has('block_size') && cx.int('block_size', 0) > 0) return cx.unsupported('blocked DequantizeLinear');
+  const F = { T: a.dt('float32') };
+  let y = cx.add('Cast', [cx.ref(x)], { SrcT: a.dt(x.dtype), DstT: a.dt('float32'), Truncate: a.b(false) });
+  if (zp) y = cx.add('Sub', [y, param(cx, zp, x)], F);
+  y = cx.add('Mul', [y, param(cx, scale, x)], F);
+  if (scale.dtype !== 'float32') y = cx.add('Cast', [y], { SrcT: a.dt('float32'), DstT: a.dt(scale.dtype), Truncate: a.b(false) });
+  cx.outRef(0, y, scale.dtype, x.shape);
+});

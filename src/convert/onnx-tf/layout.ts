@@ -1,0 +1,164 @@
+/**
+ * Transpose cancellation. Spatial ops are emitted inside NCHW→NHWC / NHWC→NCHW transposes; between
+ * two spatial ops that leaves inverse pairs, often separated by other ops. This pass
+ * - cancels a transpose that reads the inverse transpose (rewiring its readers to the original),
+ * - sinks transposes below elementwise ops (unary; binary when the other operand is a scalar Const or
+ *   the same transpose) and below ConcatV2 of same-perm inputs (remapping the axis), so that the
+ *   inverse pairs meet; a transpose with other readers is copied only when the copy will cancel,
+ * - drops what no output needs any more.
+ * One rewrite per round keeps the bookkeeping trivial; graphs stay far below the round cap.
+ */
+import type { NodeDef } from '../../formats/savedmodel/gen/tensorflow/graph_pb.js';
+import { attr, int32Tensor, node as tfNode } from '../../formats/savedmodel/build.js';
+import { parseInput } from '../../formats/savedmodel/graph-utils.js';
+
+/** Ops for which op(transpose(x)) == transpose(op(x)). */
+const UNARY = new Set([
+  'Relu', 'Relu6', 'LeakyRelu', 'Elu', 'Selu', 'Sigmoid', 'Tanh', 'Softplus', 'Softsign', 'Exp', 'Log', 'Sqrt', 'Rsqrt',
+  'Abs', 'Neg', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Sign', 'Sin', 'Cos', 'Erf', 'Square', 'Identity', 'LogicalNot',
+]);
+const BINARY = new Set(['AddV2', 'Sub', 'Mul', 'RealDiv', 'Maximum', 'Minimum', 'Pow', 'SquaredDifference']);
+
+export interface LayoutStats {
+  before: number;
+  after: number;
+}
+
+function isScalarConst(n: NodeDef | undefined): boolean {
+  if (!n || n.op !== 'Const') return false;
+  const v = n.attr['value']?.value;
+  return v?.case === 'tensor' && (v.value.tensorShape?.dim.length ?? 0) === 0;
+}
+
+/**
+ * For an elementwise op or a ConcatV2 whose data inputs are all produced by transposes with one perm
+ * (binary ops may instead have a scalar Const second operand): those transposes, the perm, and for
+ * ConcatV2 the axis in the pre-transpose layout.
+ */
+function sinkPlan(n: NodeDef, tr: (i: string | undefined) => NodeDef | undefined, perms: Map<string, number[]>, byName: Map<string, NodeDef>): { ts: NodeDef[]; perm: number[]; axis?: number } | undefined {
+  const t1 = tr(n.input[0]);
+  if (!t1) return undefined;
+  const perm = perms.get(t1.name)!;
+  const same = (t: NodeDef | undefined): t is NodeDef => !!t && perms.get(t.name)!.length === perm.length && perms.get(t.name)!.every((q, i) => q === perm[i]);
+  if (UNARY.has(n.op)) return { ts: [t1], perm };
+  if (BINARY.has(n.op)) {
+    const t2 = tr(n.input[1]);
+    if (same(t2)) return { ts: [t1, t2], perm };
+    return isScalarConst(byName.get(parseInput(n.input[1] ?? '').node)) ? { ts: [t1], perm } : undefined;
+  }
+  const ts = n.input.slice(0, -1).map(tr);
+  if (!ts.every(same)) return undefined;
+  const axisNode = byName.get(parseInput(n.input[n.input.length - 1] ?? '').node);
+  const v = axisNode?.op === 'Const' ? axisNode.attr['value']?.value : undefined;
+  if (v?.case !== 'tensor' || v.value.intVal.length !== 1) return undefined;
+  const r = perm.length;
+  const axis = v.value.intVal[0]! < 0 ? v.value.intVal[0]! + r : v.value.intVal[0]!;
+  // concat(T(a), T(b), axis k) = T(concat(a, b, axis perm[k])).
+  return { ts: ts as NodeDef[], perm, axis: perm[axis]! };
+}
+
+export function cancelTransposes(nodes: NodeDef[], perms: Map<string, number[]>, keep: ReadonlySet<string>): { nodes: NodeDef[]; stats: LayoutStats } {
+  const before = nodes.filter((n) => n.op === 'Transpose').length;
+  let list = nodes;
+  for (let round = 0; round < 10_000; round++) {
+    const byName = new Map(list.map((n) => [n.name, n]));
+    const uses = new Map<string, number>();
+    for (const n of list) for (const i of n.input) { const p = parseInput(i).node; uses.set(p, (uses.get(p) ?? 0) + 1); }
+    for (const k of keep) uses.set(k, (uses.get(k) ?? 0) + 1);
+    /** Transpose node feeding input `i` (output 0 only), if it is one the pass knows the perm of. */
+    const tr = (i: string | undefined): NodeDef | undefined => {
+      if (i === undefined) return undefined;
+      const p = parseInput(i);
+      const n = byName.get(p.node);
+      return n && p.index === 0 && perms.has(n.name) ? n : undefined;
+    };
+    const rewire = (from: string, to: string, except?: NodeDef): void => {
+      for (const n of list) {
+        if (n === except) continue;
+        n.input = n.input.map((i) => (i === from || i === `${from}:0` ? to : i));
+      }
+    };
+    const fresh = (base: string): string => {
+      let k = 0;
+      while (byName.has(`${base}_${k}`)) k++;
+      const name = `${base}_${k}`;
+      byName.set(name, undefined as never);
+      return name;
+    };
+    let changed = false;
+    for (const n of list) {
+      if (n.op === 'Transpose' && perms.has(n.name)) {
+        const t1 = tr(n.input[0]);
+        if (t1) {
+          const p1 = perms.get(t1.name)!;
+          const p2 = perms.get(n.name)!;
+          if (p1.length === p2.length && p2.every((q, i) => p1[q] === i)) {
+            rewire(n.name, t1.input[0]!);
+            perms.delete(n.name);
+            changed = true;
+            break;
+          }
+        }
+      }
+      if (UNARY.has(n.op) || BINARY.has(n.op) || n.op === 'ConcatV2') {
+        // A kept node is a graph output: its layout is part of the contract.
+        if (keep.has(n.name)) continue;
+        const plan = sinkPlan(n, tr, perms, byName);
+        if (!plan) continue;
+        const { ts, perm } = plan;
+        const singleUse = ts.every((t) => (uses.get(t.name) ?? 0) === 1) && new Set(ts).size === ts.length;
+        // A shared transpose is only worth duplicating below n when that copy will cancel.
+        const inv = perm.map((_, i) => perm.indexOf(i));
+        const isInv = (m: NodeDef, src: string): boolean => m.op === 'Transpose' && m.input[0] === src && !!perms.get(m.name)?.every((q, i) => q === inv[i]);
+        const readers = list.filter((m) => m.input.includes(n.name));
+        // Look one elementwise op further (Add → Relu → conv is the residual-block shape).
+        const cancels = readers.some((m) => isInv(m, n.name)) ||
+          (readers.length === 1 && UNARY.has(readers[0]!.op) && !keep.has(readers[0]!.name) && list.some((m) => isInv(m, readers[0]!.name)));
+        if (!singleUse && !cancels) continue;
+        const dataInputs = n.op === 'ConcatV2' ? n.input.length - 1 : UNARY.has(n.op) ? 1 : 2;
+        let post: NodeDef;
+        if (singleUse) {
+          post = ts[0]!;
+        } else {
+          const pc = fresh(`${n.name}/sunk_perm`);
+          list.push(tfNode(pc, 'Const', [], { dtype: attr.type(3), value: attr.tensor(int32Tensor(perm)) }));
+          post = tfNode(fresh(`${n.name}/sunk_transpose`), 'Transpose', [n.name], { ...(n.attr['T'] ? { T: n.attr['T'] } : {}), Tperm: attr.type(3) });
+          post.input.push(pc);
+          list.push(post);
+          perms.set(post.name, perm);
+        }
+        // n(T(x)…) → T(n(x…)): consumers of n now read the transpose placed after it.
+        rewire(n.name, post.name, post);
+        for (let k = 0; k < dataInputs; k++) {
+          const t = tr(n.input[k]);
+          if (t) n.input[k] = t.input[0]!;
+        }
+        if (n.op === 'ConcatV2') {
+          const axisName = fresh(`${n.name}/sunk_axis`);
+          list.push(tfNode(axisName, 'Const', [], { dtype: attr.type(3), value: attr.tensor(int32Tensor([plan.axis!], [])) }));
+          n.input[n.input.length - 1] = axisName;
+        }
+        if (singleUse) post.input[0] = n.name;
+        changed = true;
+        break;
+      }
+    }
+    list = prune(list, keep);
+    if (!changed) break;
+  }
+  return { nodes: list, stats: { before, after: list.filter((n) => n.op === 'Transpose').length } };
+}
+
+/** Nodes that some kept node depends on (inputs and control inputs), in their original order. */
+export function prune(nodes: NodeDef[], keep: ReadonlySet<string>): NodeDef[] {
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  const live = new Set<string>();
+  const stack = [...keep];
+  while (stack.length) {
+    const name = stack.pop()!;
+    if (live.has(name)) continue;
+    live.add(name);
+    for (const i of byName.get(name)?.input ?? []) stack.push(parseInput(i).node);
+  }
+  return nodes.filter((n) => live.has(n.name));
+}
