@@ -32,6 +32,7 @@ export { onnxWeights, replaceOnnxInitializers, type ReplaceOptions, type Replace
 // Conversions.
 export * from './convert/caffe-onnx/index.js';
 export * from './convert/tf-pytorch/index.js';
+export * from './convert/onnx-tf/index.js';
 // Compression passes.
 export { quantizeWeights, type QuantizeWeightsOptions, type QuantizeWeightsReport } from './compress/quantize/weight.js';
 export { quantizeDynamic, type QuantizeDynamicOptions, type QuantizeDynamicReport } from './compress/quantize/dynamic.js';

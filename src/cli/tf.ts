@@ -1,11 +1,15 @@
 /**
- * `inspect` for TensorFlow files: SavedModel folders (signatures, variables with small values, op
- * histogram, Keras layers) and frozen GraphDef .pb files.
+ * TensorFlow in the CLI: `inspect` for SavedModel folders (signatures, variables with small values,
+ * op histogram, Keras layers) and frozen GraphDef .pb files; ONNX → SavedModel conversion.
  */
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ErrorCodes, ModelsmithError } from '../core/errors.js';
+import { writeOnnxAsSavedModel } from '../convert/onnx-tf/index.js';
+import { openModelFile } from '../platform/open.js';
 import { readGraphDef, readSavedModel, summarizeGraphDef, summarizeSavedModel, type SavedModelSummary } from '../formats/savedmodel/index.js';
 import type { GraphSummary } from '../formats/savedmodel/summary.js';
-import { FileSource, siblingResolver } from '../platform/node.js';
+import { AtomicFileSink, FileSource, siblingResolver } from '../platform/node.js';
 import { formatBytes, table, type Out } from './output.js';
 
 export async function inspectSavedModel(dir: string, out: Out): Promise<Record<string, unknown>> {
@@ -58,4 +62,41 @@ function renderGraph(g: GraphSummary): string[] {
     ...g.placeholders.map((p) => `  placeholder ${p.name}: ${p.dtype}${p.shape ? `[${p.shape.join(',')}]` : '[?]'}`),
     `  ops: ${ops.map(([k, v]) => `${k}×${v}`).join(', ')}`,
   ];
+}
+
+/**
+ * `convert model.onnx out_dir --to savedmodel`: the SavedModel is written into a temporary sibling
+ * folder and renamed into place, so a failure leaves nothing; an existing output folder is refused.
+ */
+export async function convertOnnxToSavedModel(input: string, outDir: string, opts: { nhwcIo: boolean; constants: boolean }, out: Out): Promise<Record<string, unknown>> {
+  if (await stat(outDir).catch(() => undefined)) {
+    throw new ModelsmithError(ErrorCodes.IO, 'output folder exists; give a new path (a SavedModel is a folder)', { path: outDir });
+  }
+  const t0 = performance.now();
+  const { model, close } = await openModelFile(input);
+  const tmp = `${outDir.replace(/[\\/]+$/, '')}.tmp-${process.pid}-${Date.now()}`;
+  const sinks: AtomicFileSink[] = [];
+  try {
+    await mkdir(join(tmp, 'variables'), { recursive: true });
+    const r = await writeOnnxAsSavedModel(model, async (rel) => {
+      const sink = await AtomicFileSink.create(join(tmp, rel));
+      sinks.push(sink);
+      return sink;
+    }, opts);
+    for (const s of sinks) await s.commit();
+    await rename(tmp, outDir);
+    const seconds = (performance.now() - t0) / 1000;
+    const rep = r.report;
+    out.say(`converted ${input} → SavedModel ${outDir} in ${seconds.toFixed(2)} s`,
+      `  ops mapped: ${Object.entries(rep.opsMapped).map(([k, v]) => `${k}×${v}`).join(', ')}`,
+      `  transposes: ${rep.transposesInserted} inserted, ${rep.transposesRemoved} cancelled, ${rep.transposesLeft} left`,
+      `  signature serving_default: ${Object.keys(r.signature.inputs).join(', ')} → ${Object.keys(r.signature.outputs).join(', ')}`);
+    return { ok: true, verb: 'convert', input, output: outDir, to: 'savedmodel', seconds, files: r.files, report: rep };
+  } catch (e) {
+    await Promise.all(sinks.map((s) => s.abort().catch(() => undefined)));
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await close();
+  }
 }

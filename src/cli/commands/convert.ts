@@ -8,6 +8,7 @@ import { openWeights, weightOutputFormat } from '../../platform/weights-io.js';
 import { formatBytes } from '../output.js';
 import { detectFile, isWeightFormat, runWeights } from '../weights.js';
 import { convertCaffe } from '../caffe.js';
+import { convertOnnxToSavedModel } from '../tf.js';
 import { parseTfTorchMap, savedModelToStateDict } from '../../convert/tf-pytorch/index.js';
 import type { SavedModelFile } from '../../formats/savedmodel/index.js';
 import type { Command } from './index.js';
@@ -23,6 +24,11 @@ What is converted is decided by the input's format and the output's extension:
   ONNX → .onnx             rewrite (optionally moving big tensors to external data); with --weights W,
                            the initializers are replaced by the tensors of W (a .pt/.safetensors state_dict)
   any → .safetensors       the tensors of a PyTorch checkpoint, safetensors file(s), TF variables.index,
+  ONNX → SavedModel        with --to savedmodel (output is a new folder): the graph as TF raw ops (op handler
+                           registry; conv/pool in NHWC behind transposes that cancel where they meet),
+                           initializers as variables (or constants with --constants), serving_default with
+                           the ONNX input/output names; I/O stays in the ONNX layout unless --nhwc-io;
+                           unsupported ops are listed with counts and nothing is written
   Caffe → .onnx            deploy.prototxt with --weights model.caffemodel (or the two files as inputs):
                            layer registry (Convolution, Pooling, InnerProduct, BatchNorm+Scale, Eltwise,
                            Concat, Slice, PReLU, LRN, Softmax, …); unsupported layers are listed, never dropped
@@ -46,6 +52,7 @@ options:
                          <name>-00001-of-0000N.safetensors + <name>.safetensors.index.json)
   --allow-unknown-globals  PyTorch: write the tensors even if the pickle references objects outside
                          the allow-list (they are never run; by default this stops the conversion)
+  --to savedmodel        ONNX → TF SavedModel folder (see above); --nhwc-io, --constants
   --template FILE        SavedModel → PyTorch: a .pt/.safetensors whose names and shapes the result must have
   --tf-layout            SavedModel: write the variables as TF stores them (no PyTorch mapping)
   --weights FILE         ONNX output: replace initializers by name with the tensors of FILE;
@@ -81,7 +88,8 @@ examples:
   modelsmith convert model.onnx -o tuned.onnx --weights tuned.pt --map names.json
   modelsmith convert model.onnx -o small.onnx --recipe recipe.json --json
   modelsmith convert deploy.prototxt --weights net.caffemodel -o net.onnx
-  modelsmith convert saved_model_dir -o model.pt --template torch_model.pt`,
+  modelsmith convert saved_model_dir -o model.pt --template torch_model.pt
+  modelsmith convert model.onnx out_savedmodel --to savedmodel`,
   options: {
     'external-data': { type: 'boolean' },
     location: { type: 'string' },
@@ -96,6 +104,9 @@ examples:
     opset: { type: 'string' },
     template: { type: 'string' },
     'tf-layout': { type: 'boolean' },
+    to: { type: 'string' },
+    'nhwc-io': { type: 'boolean' },
+    constants: { type: 'boolean' },
   },
   async run(positionals, values, out) {
     if (positionals[0] && (await detectFile(positionals[0])) === 'caffe-prototxt') return runCaffe(positionals, values, out);
@@ -105,6 +116,11 @@ examples:
       throw new ModelsmithError(ErrorCodes.USAGE, 'convert needs one input and one output (modelsmith convert in.onnx -o out.onnx)');
     }
     const inFormat = await detectFile(input);
+    if (values.to !== undefined) {
+      if (values.to !== 'savedmodel') throw new ModelsmithError(ErrorCodes.USAGE, `--to takes savedmodel (other targets follow from the output's extension), got '${String(values.to)}'`);
+      if (inFormat !== 'onnx') throw new ModelsmithError(ErrorCodes.USAGE, '--to savedmodel converts ONNX models');
+      return convertOnnxToSavedModel(input, output, { nhwcIo: Boolean(values['nhwc-io']), constants: Boolean(values.constants) }, out);
+    }
     const recipe = typeof values.recipe === 'string' ? parseRecipe(await readText(values.recipe), values.recipe) : undefined;
     if (weightOutputFormat(output)) {
       if (values.weights !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, '--weights applies to ONNX outputs only');
