@@ -23,8 +23,12 @@ export { summarizeWeights, type WeightsSummary } from './formats/weights-summary
 export { readPytorch, detectPytorch, type PytorchFile, type ReadPytorchOptions } from './formats/pytorch/read.js';
 export { writePytorch } from './formats/pytorch/write.js';
 export * from './formats/safetensors/index.js';
+// TensorFlow: reader, bundles, summary and writer. The TF.js executor (freeze.ts, tfjs.ts) is an
+// oracle that loads @tensorflow/tfjs dynamically; it stays out of this entry (and so out of the
+// bundles: workerd refuses dynamic module specifiers) — import it from 'modelsmith/tf-exec'.
+export { readSavedModel, summarizeSavedModel, summarizeGraphDef, readGraphDef, readTensorBundle, loadStrings, writeTensorBundle, bundleStringTensor, writeSavedModel, graphConstants, tensorProtoInfo } from './formats/savedmodel/index.js';
+export type { SavedModelFile, SignatureInfo, SavedModelSummary, GraphDefFile, WriteSavedModelInput, SignatureSpec } from './formats/savedmodel/index.js';
 // TF's tensorFromProto decodes TF TensorProtos; ONNX's keeps the plain name.
-export * from './formats/savedmodel/index.js';
 export { tensorFromProto } from './formats/onnx/index.js';
 export { tensorFromProto as tfTensorFromProto } from './formats/savedmodel/index.js';
 export * from './formats/caffe/index.js';
