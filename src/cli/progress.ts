@@ -46,13 +46,22 @@ export function trackLoads(set: WeightSet, p: Progress): WeightSet {
   if (p === NONE) return set;
   return {
     ...set,
-    tensors: set.tensors.map((t) => ({
-      ...t,
-      load: async () => {
-        const b = await t.load();
-        p.add(b.byteLength);
-        return b;
-      },
-    })),
+    tensors: set.tensors.map((t) => {
+      const { readInto } = t;
+      return {
+        ...t,
+        load: async () => {
+          const b = await t.load();
+          p.add(b.byteLength);
+          return b;
+        },
+        ...(readInto ? {
+          readInto: async (offset: number, target: Uint8Array) => {
+            await readInto.call(t, offset, target);
+            p.add(target.byteLength);
+          },
+        } : {}),
+      };
+    }),
   };
 }

@@ -5,7 +5,7 @@
  * and converters stream one tensor at a time (memory bounded by the largest tensor, not the file).
  */
 import type { DType } from '../core/dtype.js';
-import type { Diagnostic } from '../core/errors.js';
+import { ErrorCodes, ModelsmithError, type Diagnostic } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
 
 export interface LazyTensor {
@@ -19,6 +19,13 @@ export interface LazyTensor {
    * sources swapped). Each call may read the file again; callers that need the bytes twice keep them.
    */
   load(): Promise<Uint8Array>;
+  /**
+   * Optional ranged read of the same bytes `load()` returns: `target.byteLength` bytes from `offset`
+   * straight into the caller's buffer. Readers offer it where the bytes lie contiguous in the source;
+   * writers that have it copy through one reused buffer instead of allocating the whole tensor —
+   * fresh multi-hundred-MiB buffers cost page faults and double the peak memory.
+   */
+  readInto?(offset: number, target: Uint8Array): Promise<void>;
   /**
    * Tensors with the same key share storage in the source (tied weights). Writers that can express
    * sharing (PyTorch) write one storage for them; others write the bytes once per tensor.
@@ -54,4 +61,11 @@ export function inMemoryTensor(t: Tensor, storageKey?: string): LazyTensor {
     load: async () => t.data,
     ...(storageKey !== undefined ? { storageKey } : {}),
   };
+}
+
+/** Check a ranged read against the tensor's size (shared by readers that offer `readInto`). */
+export function checkTensorRange(t: { name: string; byteLength: number }, offset: number, length: number, path?: string): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > t.byteLength) {
+    throw new ModelsmithError(ErrorCodes.OUT_OF_RANGE, `read of ${length} bytes at ${offset} is outside the tensor's ${t.byteLength} bytes`, { tensor: t.name, ...(path !== undefined ? { path } : {}) });
+  }
 }

@@ -6,7 +6,7 @@
 import { dtypeInfo } from '../../core/dtype.js';
 import { ErrorCodes, ModelsmithError, type Diagnostic } from '../../core/errors.js';
 import type { ByteSource } from '../../io/source.js';
-import type { LazyTensor, WeightSet } from '../weights.js';
+import { checkTensorRange, type LazyTensor, type WeightSet } from '../weights.js';
 import { parseZip } from './archive.js';
 import { elemSize } from './interpreter.js';
 import { isLegacyHead, parseLegacy } from './legacy.js';
@@ -160,6 +160,13 @@ async function lazyTensor(src: ByteSource, parsed: ParsedContainer, ref: TensorR
       swapInPlace(copy, swapWord);
       return copy;
     },
+    // Contiguous little-endian bytes can be read in pieces straight from the file.
+    ...(ext.contiguous && !swapWord ? {
+      async readInto(offset: number, target: Uint8Array) {
+        checkTensorRange({ name, byteLength }, offset, target.byteLength, path);
+        await src.readInto(range.offset + spec.offset * es + offset, target);
+      },
+    } : {}),
   };
 }
 

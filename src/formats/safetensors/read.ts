@@ -4,7 +4,7 @@
  * already little-endian C-order, so nothing is converted.
  */
 import type { ByteSource } from '../../io/source.js';
-import type { LazyTensor, WeightSet } from '../weights.js';
+import { checkTensorRange, type LazyTensor, type WeightSet } from '../weights.js';
 import { stError } from './errors.js';
 import { ErrorCodes } from '../../core/errors.js';
 import { FORMAT, headerLength, parseHeader, PREFIX_BYTES, type ParsedHeader } from './header.js';
@@ -30,6 +30,10 @@ export async function openSafetensors(src: ByteSource, path: string): Promise<Sa
       shape: t.shape,
       byteLength,
       load: async () => (byteLength === 0 ? new Uint8Array(0) : src.read(offset, byteLength)),
+      readInto: async (at: number, target: Uint8Array) => {
+        checkTensorRange({ name: t.name, byteLength }, at, target.byteLength, path);
+        await src.readInto(offset + at, target);
+      },
       extra: { safetensorsDtype: t.code, fileOffset: offset },
     };
   });

@@ -105,12 +105,30 @@ export async function writeSafetensors(set: SafetensorsInput, sink: ByteSink, op
   return writePlan(planSafetensors(set, opts.path), sink, opts.path);
 }
 
-/** Writes a planned file: the head, then each tensor's `load()` in layout order. */
+/** Bytes per piece when a tensor is copied through `readInto` (one buffer, reused). */
+const COPY_CHUNK = 1 << 20;
+
+/**
+ * Writes a planned file: the head, then each tensor in layout order — through one reused buffer when
+ * the tensor offers `readInto` (no whole-tensor allocation), else its `load()`.
+ */
 export async function writePlan(plan: SafetensorsPlan, sink: ByteSink, path?: string): Promise<{ bytes: number }> {
   await sink.write(plan.head);
+  let chunk: Uint8Array | undefined;
   for (const e of plan.entries) {
     const want = e.end - e.begin;
     if (want === 0) continue;
+    const t = e.tensor;
+    if (t.readInto && t.byteLength === want) {
+      chunk ??= new Uint8Array(COPY_CHUNK);
+      for (let at = 0; at < want; at += COPY_CHUNK) {
+        const piece = chunk.subarray(0, Math.min(COPY_CHUNK, want - at));
+        await t.readInto(at, piece);
+        // ByteSink contract: the caller may reuse its buffer once write resolves.
+        await sink.write(piece);
+      }
+      continue;
+    }
     const data = await e.tensor.load();
     if (data.byteLength !== want) {
       throw stError(ErrorCodes.TENSOR_SIZE, undefined, `load() returned ${data.byteLength} bytes, ${want} declared`, {
