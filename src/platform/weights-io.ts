@@ -154,7 +154,8 @@ export async function saveWeights(set: WeightSet, output: string, opts: SaveWeig
         sinks.push(sink);
         return sink;
       }, { shardSize: opts.shardSize ?? 5 * 1024 ** 3, baseName });
-      for (const s of sinks) await s.commit();
+      // Shards are independent files: sync them together rather than one after another.
+      await Promise.all(sinks.map((s) => s.commit()));
       const bytes = sinks.reduce((a, s) => a + s.position, 0);
       return { format, files: r.files.map((f) => join(folder, f)), bytes, tensors: set.tensors.length };
     } catch (e) {
