@@ -3,8 +3,8 @@
  * convert between containers, and the weight-only compression passes. Each verb streams: tensors are
  * read, transformed and written one at a time.
  */
-import { stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
 import type { WeightSet } from '../formats/weights.js';
 import { detectFormat, type FormatName } from '../formats/registry.js';
@@ -90,7 +90,7 @@ export async function runWeights(
   }
   const shardSize = typeof values['shard-size'] === 'string' ? parseSize(values['shard-size']) : undefined;
   const t0 = performance.now();
-  const inputBytes = (await stat(input).catch(() => undefined))?.size ?? 0;
+  const inputBytes = await pathBytes(input);
   const w = await openWeights(input, keyOpt(values));
   try {
     const unknown = (w.details.unknownGlobals as string[] | undefined) ?? [];
@@ -118,6 +118,17 @@ export async function runWeights(
   } finally {
     await w.close();
   }
+}
+
+/** Size of a file, or of the files in a folder (a SavedModel: saved_model.pb + variables/), two levels deep. */
+async function pathBytes(path: string, depth = 0): Promise<number> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  if (depth >= 2) return 0;
+  let total = 0;
+  for (const e of await readdir(path)) total += await pathBytes(join(path, e), depth + 1);
+  return total;
 }
 
 /** A pass report, or a recipe's list of step reports. */
