@@ -12,7 +12,7 @@
  *
  * The name is only ever resolved by the chain: no file of that name is created next to the input
  * or the output, so it cannot clash with or overwrite one. The scratch file itself comes from a
- * `ScratchFactory` (runtime-specific: the Node one in src/bench/node-scratch.ts creates a file in
+ * `ScratchFactory` (runtime-specific: the Node one in src/platform/scratch.ts creates a file in
  * os.tmpdir(); `memoryScratch` keeps the bytes in memory for runtimes without a file system and for
  * tests). Its owner calls `dispose()` once the model has been written; afterwards reading a spilled
  * tensor fails with E_EXTERNAL_DATA / E_IO.

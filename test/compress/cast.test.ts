@@ -33,7 +33,7 @@ import { tensorToProto } from '../../src/formats/onnx/tensor.js';
 import { openModelFile, saveOnnxFile } from '../../src/platform/open.js';
 import { CORPUS_ONNX, corpusName, listFiles, rng } from '../formats/onnx/helpers.js';
 import { Spill } from '../../src/compress/spill.js';
-import { nodeScratch } from '../../src/bench/node-scratch.js';
+import { nodeScratch } from '../../src/platform/scratch.js';
 
 const PY = '/usr/bin/python3';
 const FILES = [...listFiles(join(CORPUS_ONNX, 'models'), '.onnx'), ...listFiles(join(CORPUS_ONNX, 'light'), '.onnx')];

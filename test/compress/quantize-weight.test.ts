@@ -29,7 +29,7 @@ import { float32TensorProto, tensorValueInfo } from '../../src/formats/onnx/buil
 import { saveOnnxFile } from '../../src/platform/open.js';
 import { quantizeCommand } from '../../src/cli/commands/quantize.js';
 import { memoryScratch, Spill } from '../../src/compress/spill.js';
-import { nodeScratch } from '../../src/bench/node-scratch.js';
+import { nodeScratch } from '../../src/platform/scratch.js';
 import { encodeOnnx } from '../../src/formats/onnx/write.js';
 import { externalDataRef, modelTensorContext, tensorFromProto } from '../../src/formats/onnx/tensor.js';
 import type { Out } from '../../src/cli/output.js';
