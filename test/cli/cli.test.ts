@@ -124,7 +124,13 @@ describe('modelsmith CLI (built bin)', () => {
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.convert.verify.identical).toBe(rep.convert.verify.total);
-    expect(rep.variants.map((v: { file: string }) => v.file.split('/').pop())).toEqual(['int8.onnx', 'uint8.onnx', 'float16.onnx', 'pruned50.onnx']);
+    expect(rep.variants.map((v: { file: string }) => v.file.split('/').pop())).toEqual(['int8.onnx', 'uint8.onnx', 'float16.onnx', 'pruned50.onnx', 'dynamic.onnx', 'channels25.onnx']);
+    const dyn = rep.variants[4];
+    expect(dyn.cosine).toBeGreaterThan(0.999);
+    expect(dyn.bytes).toBeLessThan(rep.originalBytes * 0.6);
+    // Channel pruning makes the file physically smaller and the model still runs.
+    expect(rep.variants[5].bytes).toBeLessThan(rep.originalBytes * 0.8);
+    expect(rep.variants[5].cosine).toBeGreaterThan(0);
     for (const v of rep.variants.slice(0, 3)) {
       // Quantized and cast variants ran in onnxruntime and stayed close to the original.
       expect(v.cosine, v.name).toBeGreaterThan(0.999);
@@ -135,7 +141,7 @@ describe('modelsmith CLI (built bin)', () => {
     expect(pruned.cosine).toBeLessThan(0.9999);
     expect(pruned.cosine).toBeGreaterThan(0);
     expect(Math.abs(pruned.bytes - rep.originalBytes)).toBeLessThan(rep.originalBytes * 0.05);
-    expect((await readdir(dir)).sort()).toEqual(['float16.onnx', 'int8.onnx', 'model.onnx', 'model.onnx.data', 'pruned50.onnx', 'uint8.onnx']);
+    expect((await readdir(dir)).sort()).toEqual(['channels25.onnx', 'dynamic.onnx', 'float16.onnx', 'int8.onnx', 'model.onnx', 'model.onnx.data', 'pruned50.onnx', 'uint8.onnx']);
     const int4 = rep.weightPreview.find((s: { scheme: string }) => s.scheme.startsWith('int4'));
     expect(int4.meanSnrDb).toBeGreaterThan(10);
   });
