@@ -141,7 +141,7 @@ examples:
         ]),
       ]));
       for (const v of variants) if (v.note) out.say(`  ${v.name}: ${v.note}`);
-      out.say('', '== preview on the weights alone (the sample has no MatMul/Gather for int4 and is opset 9, below bfloat16's 13)');
+      out.say('', '== preview on the weights alone (the sample has no MatMul/Gather for int4 and is opset 9, below the 13 bfloat16 needs)');
       out.say(...table([
         ['  scheme', 'weight bytes', 'mean SNR', 'worst tensor (SNR)'],
         ...preview.map((p) => [`  ${p.scheme}`, formatBytes(p.weightBytes), `${p.meanSnrDb.toFixed(1)} dB`, `${p.worst.tensor} (${p.worst.snrDb.toFixed(1)} dB)`]),
