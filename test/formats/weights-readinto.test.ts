@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.js';
 import { readPytorch } from '../../src/formats/pytorch/read.js';
 import { readSafetensors } from '../../src/formats/safetensors/read.js';
-import { writeSafetensors } from '../../src/formats/safetensors/write.js';
+import { planSafetensors, writePlan, writeSafetensors } from '../../src/formats/safetensors/write.js';
 import type { WeightSet } from '../../src/formats/weights.js';
 import { MemorySink, MemorySource } from '../../src/io/source.js';
 
@@ -48,8 +48,10 @@ describe('LazyTensor.readInto', () => {
     const bytes = readFileSync(resolve(CORPUS, 'safetensors/silero-vad/silero_vad_16k.safetensors'));
     const set = await readSafetensors(new MemorySource(bytes));
     expect(await checkRanges(set)).toBe(15);
+    // A 4 KiB chunk sends every tensor above 4 KiB through readInto.
     const viaRanges = new MemorySink();
-    await writeSafetensors(set, viaRanges);
+    await writePlan(planSafetensors(set), viaRanges, undefined, 4096);
+    expect(set.tensors.filter((t) => t.byteLength > 4096).length).toBeGreaterThan(3);
     const viaLoad = new MemorySink();
     await writeSafetensors({ ...set, tensors: set.tensors.map(({ readInto: _r, ...t }) => t) }, viaLoad);
     expect(Buffer.from(viaRanges.bytes()).equals(Buffer.from(viaLoad.bytes()))).toBe(true);

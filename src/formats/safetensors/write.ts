@@ -109,20 +109,21 @@ export async function writeSafetensors(set: SafetensorsInput, sink: ByteSink, op
 const COPY_CHUNK = 1 << 20;
 
 /**
- * Writes a planned file: the head, then each tensor in layout order — through one reused buffer when
- * the tensor offers `readInto` (no whole-tensor allocation), else its `load()`.
+ * Writes a planned file: the head, then each tensor in layout order — tensors larger than one chunk
+ * through one reused buffer when they offer `readInto` (no whole-tensor allocation), others by their
+ * `load()` (one read: cheaper for small tensors, and the access pattern forward-only sources expect).
  */
-export async function writePlan(plan: SafetensorsPlan, sink: ByteSink, path?: string): Promise<{ bytes: number }> {
+export async function writePlan(plan: SafetensorsPlan, sink: ByteSink, path?: string, chunkBytes = COPY_CHUNK): Promise<{ bytes: number }> {
   await sink.write(plan.head);
   let chunk: Uint8Array | undefined;
   for (const e of plan.entries) {
     const want = e.end - e.begin;
     if (want === 0) continue;
     const t = e.tensor;
-    if (t.readInto && t.byteLength === want) {
-      chunk ??= new Uint8Array(COPY_CHUNK);
-      for (let at = 0; at < want; at += COPY_CHUNK) {
-        const piece = chunk.subarray(0, Math.min(COPY_CHUNK, want - at));
+    if (t.readInto && t.byteLength === want && want > chunkBytes) {
+      chunk ??= new Uint8Array(chunkBytes);
+      for (let at = 0; at < want; at += chunkBytes) {
+        const piece = chunk.subarray(0, Math.min(chunkBytes, want - at));
         await t.readInto(at, piece);
         // ByteSink contract: the caller may reuse its buffer once write resolves.
         await sink.write(piece);
