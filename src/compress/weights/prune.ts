@@ -68,7 +68,8 @@ export async function pruneWeightSet(set: WeightSet, opts: PruneWeightSetOptions
       const zeros = countZeros(y);
       entry.pruned = zeros - zerosBefore;
       entry.sparsity = count ? zeros / count : 0;
-      return fromFloat32(y, t.dtype, t.name).slice();
+      // y is the kernel's fresh output, so a view of it is safe to hand out.
+      return fromFloat32(y, t.dtype, t.name);
     }, t.extra);
     if (t.storageKey !== undefined) out.storageKey = t.storageKey;
     return out;

@@ -18,9 +18,10 @@
  */
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import { allFinite } from '../../core/tensor.js';
-import { errorStats, type ErrorStats } from '../../eval/metrics.js';
+import { errorStats, errorStatsFromSums, type ErrorStats } from '../../eval/metrics.js';
+import { bytesOf } from '../quantize/int4.js';
 import { initKernels } from '../../kernels/loader.js';
-import { chooseQuantParams, chooseQuantParamsAxis, dequantizeBlockwise4, dequantizeLinear, quantizeBlockwise4, quantizeLinear } from '../../kernels/quantize.js';
+import { chooseQuantParams, chooseQuantParamsAxis, dequantizeBlockwise4, quantizeBlockwise4, quantizeLinearStats } from '../../kernels/quantize.js';
 import { minMax, minMaxAxis } from '../../kernels/stats.js';
 import type { LazyTensor, WeightSet } from '../../formats/weights.js';
 import {
@@ -105,7 +106,7 @@ export async function quantizeWeightSet(set: WeightSet, opts: QuantizeWeightSetO
         throw new ModelsmithError(ErrorCodes.RANGE_CHECK, 'holds NaN or Inf values, which no scale can represent; exclude it', { tensor: t.name });
       }
       const r = is4 ? quantize4(x, t.shape, blockSize, scheme === 'int4') : quantize8(x, t.shape, scheme as 'int8' | 'uint8', symmetric, channelled ? axis : undefined);
-      entry.error = errorStats(x, r.restored);
+      entry.error = r.error;
       return r.result;
     });
 
@@ -139,11 +140,7 @@ function normAxis(axis: number, rank: number, name: string): number {
   return a;
 }
 
-function bytesOf(a: ArrayBufferView): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-function quantize8(x: Float32Array, shape: number[], type: 'int8' | 'uint8', symmetric: boolean, axis: number | undefined): { result: Result; restored: Float32Array } {
+function quantize8(x: Float32Array, shape: number[], type: 'int8' | 'uint8', symmetric: boolean, axis: number | undefined): { result: Result; error: ErrorStats } {
   let scale: number | Float32Array;
   let zp: number | Int32Array;
   if (axis === undefined) {
@@ -156,18 +153,18 @@ function quantize8(x: Float32Array, shape: number[], type: 'int8' | 'uint8', sym
     zp = p.zeroPoints;
   }
   const params = { type, scale, zeroPoint: zp, shape, ...(axis !== undefined ? { axis } : {}) };
-  const q = quantizeLinear(x, params);
-  const restored = dequantizeLinear(q, params);
+  // One fused pass: the codes and the error statistics, without a dequantized copy of the weight.
+  const { q, sums } = quantizeLinearStats(x, params);
   const scaleArr = typeof scale === 'number' ? Float32Array.of(scale) : scale;
   const zpArr = typeof zp === 'number' ? [zp] : Array.from(zp);
   const zpBytes = type === 'int8' ? bytesOf(Int8Array.from(zpArr)) : Uint8Array.from(zpArr);
-  return { result: { data: bytesOf(q), scale: bytesOf(scaleArr), zeroPoint: zpBytes }, restored };
+  return { result: { data: bytesOf(q), scale: bytesOf(scaleArr), zeroPoint: zpBytes }, error: errorStatsFromSums(sums) };
 }
 
-function quantize4(x: Float32Array, shape: number[], blockSize: number, signed: boolean): { result: Result; restored: Float32Array } {
+function quantize4(x: Float32Array, shape: number[], blockSize: number, signed: boolean): { result: Result; error: ErrorStats } {
   // The blockwise kernel works along the last axis of a [rows, K] view; 0-D/1-D tensors are one row.
   const view = shape.length >= 2 ? shape : [1, shape[0] ?? 1];
   const b = quantizeBlockwise4(x, view, blockSize, signed ? 'int4' : 'uint4');
   const restored = dequantizeBlockwise4(b);
-  return { result: { data: b.data, scale: bytesOf(b.scales), zeroPoint: b.zeroPoints }, restored };
+  return { result: { data: b.data, scale: bytesOf(b.scales), zeroPoint: b.zeroPoints }, error: errorStats(x, restored) };
 }
