@@ -7,6 +7,7 @@ export * from './blockq';
 export * from './cast';
 export * from './prune';
 export * from './layout';
+export * from './gemm';
 
 // The host's arena starts above static data; AssemblyScript does not export __heap_base itself.
 export function heap_base(): usize {
