@@ -54,6 +54,8 @@ export interface OutputReport extends ErrorStats {
 export interface EvalReport {
   reference: string;
   candidate: string;
+  /** 'savedmodel' when the candidate is a SavedModel folder (run through TF.js; no per-weight comparison). */
+  candidateFormat: 'onnx' | 'savedmodel';
   inputSource: 'random' | 'files' | 'none';
   samples: number;
   seed?: number;
@@ -120,23 +122,38 @@ function convertFloat(t: Tensor, to: DType): Tensor {
   return { name: t.name, dtype: to, shape: t.shape, data };
 }
 
+/** True for a folder holding saved_model.pb; false for files (and for paths that do not exist: the opener reports those). */
+async function isSavedModelDir(path: string): Promise<boolean> {
+  const { stat } = await import('node:fs/promises');
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isDirectory()) return false;
+  if (!(await stat(`${path}/saved_model.pb`).catch(() => undefined))?.isFile()) {
+    throw new ModelsmithError(ErrorCodes.USAGE, 'the candidate is a folder without saved_model.pb; eval compares an ONNX model with an ONNX file or a SavedModel folder', { path });
+  }
+  return true;
+}
+
 export async function evaluate(refPath: string, candPath: string, opts: EvaluateOptions = {}): Promise<EvalReport> {
   const t0 = performance.now();
   const progress = opts.onProgress ?? (() => {});
   const ref = await openModelFile(refPath);
   let cand: Awaited<ReturnType<typeof openModelFile>> | undefined;
   try {
-    cand = await openModelFile(candPath);
+    // A SavedModel folder as the candidate (an ONNX → TF conversion): outputs are compared through
+    // TF.js; its weights have TF names and layouts, so the per-weight comparison does not apply.
+    const savedModel = await isSavedModelDir(candPath);
+    if (!savedModel) cand = await openModelFile(candPath);
     const specs = declaredInputs(ref.model.proto, refPath);
-    const candSpecs = declaredInputs(cand.model.proto, candPath);
+    const candSpecs = cand ? declaredInputs(cand.model.proto, candPath) : specs;
     const shapes = parseShapeArgs(opts.shapes ?? [], specs);
     for (const s of specs) {
       if (!candSpecs.some((c) => c.name === s.name)) throw new ModelsmithError(ErrorCodes.USAGE, `candidate has no input '${s.name}'`, { path: candPath, tensor: s.name });
     }
-    const weights = await compareWeights(ref.model, cand.model);
+    const weights = cand ? await compareWeights(ref.model, cand.model) : [];
     const report: EvalReport = {
       reference: refPath,
       candidate: candPath,
+      candidateFormat: savedModel ? 'savedmodel' : 'onnx',
       inputSource: 'none',
       samples: 0,
       inputs: [],
@@ -155,7 +172,7 @@ export async function evaluate(refPath: string, candPath: string, opts: Evaluate
       report.seconds = (performance.now() - t0) / 1000;
       return report;
     }
-    for (const [m, p] of [[ref.model.proto, refPath], [cand.model.proto, candPath]] as [ModelProto, string][]) {
+    for (const [m, p] of [[ref.model.proto, refPath], ...(cand ? [[cand.model.proto, candPath]] : [])] as [ModelProto, string][]) {
       const bad = m.graph?.output.find((o) => o.type?.value.case !== 'tensorType');
       // onnxruntime-node crashes the process on sequence/map/optional outputs.
       if (bad) throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `output '${bad.name}' is a ${bad.type?.value.case ?? 'untyped value'}; eval compares tensor outputs only`, { path: p });
@@ -184,9 +201,9 @@ export async function evaluate(refPath: string, candPath: string, opts: Evaluate
 
     // Run
     const rs = await OrtSession.create(refPath);
-    let cs: OrtSession | undefined;
+    let cs: Pick<OrtSession, 'outputNames' | 'run' | 'release'> | undefined;
     try {
-      cs = await OrtSession.create(candPath);
+      cs = savedModel ? await (await import('./savedmodel-runner.js')).SavedModelRunner.open(candPath) : await OrtSession.create(candPath);
       const names = rs.outputNames;
       const missing = names.filter((n) => !cs!.outputNames.includes(n));
       if (missing.length) throw new ModelsmithError(ErrorCodes.USAGE, `candidate lacks output(s) ${missing.join(', ')}`, { path: candPath });
@@ -199,7 +216,7 @@ export async function evaluate(refPath: string, candPath: string, opts: Evaluate
           ? `dynamic dims were set to 1 (${report.defaultedDims.join(', ')}): give real sizes with --shape name=d1,d2,... or data with --inputs`
           : undefined;
         const ro = await rs.run(inputs, hint);
-        const coAll = await cs.run(adaptInputs(inputs, candSpecs), hint);
+        const coAll = await cs.run(cand ? adaptInputs(inputs, candSpecs) : inputs, hint);
         names.forEach((n, i) => {
           const a = ro[i]!;
           const b = coAll[cs!.outputNames.indexOf(n)]!;

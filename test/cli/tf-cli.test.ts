@@ -49,4 +49,25 @@ describe('convert --to savedmodel (CLI)', () => {
     expect((again as { stderr: string }).stderr).toContain('E_IO');
     expect(existsSync(join(out, 'saved_model.pb'))).toBe(true);
   });
+
+  it('eval model.onnx saved_model_dir compares onnxruntime with the SavedModel through TF.js', async () => {
+    const model = join(import.meta.dirname, '../fixtures/fashion-mnist/cnn.onnx');
+    const out = join(dir, 'cnn_sm');
+    await run(process.execPath, [BIN, 'convert', model, out, '--to', 'savedmodel']);
+    const r = await run(process.execPath, [BIN, 'eval', model, out, '--samples', '3', '--shape', 'input=4,1,28,28', '--json']);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.candidateFormat).toBe('savedmodel');
+    expect(rep.samples).toBe(3);
+    expect(rep.outputs).toHaveLength(1);
+    expect(rep.outputs[0].name).toBe('logits');
+    expect(rep.outputs[0].shape).toEqual([4, 10]);
+    expect(rep.outputs[0].elements).toBe(120);
+    expect(rep.outputs[0].maxAbs).toBeLessThanOrEqual(1e-4);
+    expect(rep.outputs[0].top1).toBe(1);
+    expect(rep.weights).toEqual([]);
+    // A folder that is not a SavedModel is named as such.
+    const bad = await run(process.execPath, [BIN, 'eval', model, dir]).catch((e: { code: number; stderr: string }) => e);
+    expect((bad as { code: number }).code).not.toBe(0);
+    expect((bad as { stderr: string }).stderr).toMatch(/E_USAGE.*without saved_model\.pb/);
+  });
 });

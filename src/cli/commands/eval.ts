@@ -5,8 +5,8 @@ import type { Command } from './index.js';
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'compare a compressed model with its original: output error (onnxruntime) and per-weight error',
-  help: `usage: modelsmith eval <reference.onnx> <candidate.onnx> [--inputs PATH ...] [--samples N]
+  summary: 'compare a compressed or converted model with its original: output error and per-weight error',
+  help: `usage: modelsmith eval <reference.onnx> <candidate.onnx|saved_model_dir> [--inputs PATH ...] [--samples N]
                       [--shape name=d1,d2,...] [--seed S] [--weights-only] [--json]
 
 Runs both models in onnxruntime-node on the same inputs and reports, per output, over all samples:
@@ -15,6 +15,10 @@ Runs both models in onnxruntime-node on the same inputs and reports, per output,
   cosine     cosine similarity of the flattened outputs (1 = same direction)
   SNR        10·log10(Σref² / Σ(ref - cand)²) in dB (inf = identical)
   top-1      argmax over the last axis: fraction of rows where both models pick the same index
+A SavedModel folder as the candidate (from convert --to savedmodel) runs through TF.js
+(npm install @tensorflow/tfjs) with the same inputs and the same output report; its weights have TF
+names and layouts, so the per-weight comparison is skipped (written with --nhwc-io, the input and
+output layouts differ from the ONNX model's and the comparison is refused by shape).
 Also, without running anything, the error of every float weight: the candidate's tensor of the same
 name (unchanged, float16/bfloat16, or quantized behind a DequantizeLinear node that outputs the
 original name) is dequantized/widened on the host and compared with the original.
@@ -41,7 +45,8 @@ examples:
   modelsmith eval model.onnx model.fp16.onnx --samples 32 --seed 7 --json
   modelsmith eval bert.onnx bert.int8.onnx --shape input_ids=1,128 --shape attention_mask=1,128
   modelsmith eval model.onnx small.onnx --inputs test_data_set_0 --inputs image.npy
-  modelsmith eval model.onnx model.int4.onnx --weights-only`,
+  modelsmith eval model.onnx model.int4.onnx --weights-only
+  modelsmith eval model.onnx model_tf/          (after modelsmith convert model.onnx -o model_tf --to savedmodel)`,
   options: {
     inputs: { type: 'string', multiple: true },
     samples: { type: 'string' },
@@ -120,6 +125,10 @@ export function humanReport(r: EvalReport): string[] {
     for (const o of r.outputs) if (o.nonFinite) lines.push(`  warning: ${o.name}: ${o.nonFinite} NaN/Inf value(s) in the candidate where the reference is finite`);
   }
   const s = r.weightSummary;
+  if (r.candidateFormat === 'savedmodel') {
+    lines.push('', 'weights: not compared (the candidate is a SavedModel; its outputs are compared above)', `(${r.seconds.toFixed(2)} s)`);
+    return lines;
+  }
   lines.push('', `weights: ${s.compared} compared, ${s.changed} changed, ${s.notComparable} not comparable, ${s.absent} not found in the candidate`);
   const rows = r.weights.filter((w) => w.form !== 'same' || (w.stats && w.stats.maxAbs > 0));
   const shown = [...rows].sort((a, b) => (a.stats?.snrDb ?? Infinity) - (b.stats?.snrDb ?? Infinity)).slice(0, 20);
