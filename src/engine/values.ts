@@ -5,7 +5,7 @@
 import type { Tensor } from '../core/tensor.js';
 import { numel, typedView } from '../core/tensor.js';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
-import type { EDType, FValue, Value } from './types.js';
+import type { EData, EDType, FValue, Value } from './types.js';
 
 /** A float32 value; `data` defaults to zeros. */
 export function fvalue(dims: readonly number[], data?: Float32Array): FValue {
@@ -51,4 +51,52 @@ export function toValue(t: Tensor): Value {
 export function toTensor(v: Value, name: string): Tensor {
   const src = new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength);
   return { name, dtype: v.dtype, shape: [...v.dims], data: Uint8Array.from(src) };
+}
+
+/** A zero-filled array for `n` elements of `dtype` (bool is one byte per element, as ONNX stores it). */
+export function allocData(dtype: EDType, n: number): EData {
+  switch (dtype) {
+    case 'float32': return new Float32Array(n);
+    case 'int64': return new BigInt64Array(n);
+    case 'int32': return new Int32Array(n);
+    case 'bool': return new Uint8Array(n);
+  }
+}
+
+/** A value of any engine dtype with fresh zeroed data. */
+export function zeroValue(dtype: EDType, dims: readonly number[]): Value {
+  return { dtype, dims: [...dims], data: allocData(dtype, numel(dims)) };
+}
+
+/** The same data under other dims (no copy: engine values are never mutated by ops, so sharing is safe). */
+export function reshapeValue<V extends Value>(v: V, dims: readonly number[]): V {
+  return { ...v, dims: [...dims] };
+}
+
+/** `node.opType node.name`, the `op` context every engine error carries. */
+export function opLabel(node: { opType: string; name: string }): string {
+  return node.name ? `${node.opType} ${node.name}` : node.opType;
+}
+
+/**
+ * Input `i` of a node as float32, or E_KERNEL_ARG naming the op (a graph feeding int64 into Relu is
+ * malformed for the engine, not something to coerce silently).
+ */
+export function floatInput(inputs: readonly (Value | undefined)[], i: number, node: { opType: string; name: string }): FValue {
+  const v = inputs[i];
+  if (!v) throw new ModelsmithError(ErrorCodes.KERNEL_ARG, `input ${i} is missing`, { op: opLabel(node) });
+  if (v.dtype !== 'float32') throw new ModelsmithError(ErrorCodes.DTYPE, `input ${i} is ${v.dtype}, the op computes in float32`, { op: opLabel(node) });
+  return v as FValue;
+}
+
+/** Input `i`, present, of any dtype. */
+export function anyInput(inputs: readonly (Value | undefined)[], i: number, node: { opType: string; name: string }): Value {
+  const v = inputs[i];
+  if (!v) throw new ModelsmithError(ErrorCodes.KERNEL_ARG, `input ${i} is missing`, { op: opLabel(node) });
+  return v;
+}
+
+/** Element `i` of any engine value as a JS number (int64 beyond 2^53 loses precision, which no shape or index reaches). */
+export function numAt(data: EData, i: number): number {
+  return Number(data[i]);
 }
