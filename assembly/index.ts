@@ -8,6 +8,7 @@ export * from './cast';
 export * from './prune';
 export * from './layout';
 export * from './gemm';
+export * from './conv';
 
 // The host's arena starts above static data; AssemblyScript does not export __heap_base itself.
 export function heap_base(): usize {

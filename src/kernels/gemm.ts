@@ -24,10 +24,21 @@ function checkDims(m: number, n: number, k: number): void {
   }
 }
 
+// A pointer range outside linear memory would trap inside the kernel (a RuntimeError, not ours).
+function checkRange(K: Kernels, what: string, ptr: number, elements: number): void {
+  const end = ptr + elements * 4;
+  if (!Number.isSafeInteger(ptr) || ptr < 0 || end > K.capacity) {
+    throw new ModelsmithError(ErrorCodes.KERNEL_ARG, `gemm: ${what} [${ptr}, ${end}) lies outside kernel memory (${K.capacity} bytes)`);
+  }
+}
+
 /** GEMM on pointers into `K`'s linear memory. Scratch for packing is taken from the arena and released. */
 export function gemmAt(K: Kernels, a: number, b: number, c: number, m: number, n: number, k: number, opts: GemmOptions = {}): void {
   checkDims(m, n, k);
   if (m === 0 || n === 0) return;
+  checkRange(K, 'A', a, m * k);
+  checkRange(K, 'B', b, k * n);
+  checkRange(K, 'C', c, m * n);
   const mark = K.mark();
   try {
     const work = K.alloc(Number(K.raw.gemm_work_bytes(m, n, k)));
