@@ -8,14 +8,16 @@ import { parseExclude } from '../exclude.js';
 import { formatSizeReport } from '../../compress/report.js';
 import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
+import { STATIC_HELP, STATIC_OPTIONS, runStatic } from '../static-quantize.js';
+import { DATA_HELP } from '../data-options.js';
 import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, weightsQuantizePass } from '../weights.js';
 
-const METHODS = ['weight', 'dynamic', 'int4'] as const;
+const METHODS = ['weight', 'dynamic', 'int4', 'static'] as const;
 
 export const quantizeCommand: Command = {
   name: 'quantize',
   summary: 'quantize weights to int8/uint8 (weight-only QDQ: quantized initializer → DequantizeLinear)',
-  help: `usage: modelsmith quantize <in.onnx> -o <out.onnx> [--method weight|dynamic|int4] [--dtype int8|uint8]
+  help: `usage: modelsmith quantize <in.onnx> -o <out.onnx> [--method weight|dynamic|int4|static] [--dtype int8|uint8]
                           [--per-channel] [--symmetric] [--exclude NAME|OpType,...] [--min-elements N]
                           [--block-size N] [--asymmetric] [--reduce-range] [--json]
 
@@ -35,7 +37,8 @@ options:
                         int8 W) → Cast → Mul (→ Add bias / alpha, beta·C for Gemm), as onnxruntime's
                         quantize_dynamic (needs opset >= 11; --per-channel: one weight scale per
                         output channel). --exclude takes weight or node names for both, and
-                        MatMul / Gemm / Conv for dynamic
+                        MatMul / Gemm / Conv for dynamic; static: activations too, calibrated on
+                        data (see below)
   --block-size N        int4 only: values per block, a power of two in 16..256 (default 32)
   --asymmetric          int4 only: per-block zero points instead of the symmetric default
   --reduce-range        dynamic only: 7-bit weights (codes in [-63, 63]), like quantize_dynamic's reduce_range
@@ -53,6 +56,10 @@ options:
 The report gives file sizes before/after, tensor bytes per dtype, the ratio, the time, and for each
 weight its scheme and weight-space error (max-abs, SNR); skipped weights are listed with the reason.
 
+${STATIC_HELP}
+
+${DATA_HELP}
+
 ${CONTAINER_HELP}
   Quantized weights are stored as <name> (int8/uint8; int4: packed uint8), <name>.scale (float32)
   and <name>.zero_point (when not 0); the recipe per tensor goes into the safetensors metadata
@@ -64,6 +71,7 @@ examples:
   modelsmith quantize model.onnx -o model.q.onnx --per-channel --exclude Gather,head.weight --json
   modelsmith quantize model.onnx -o model.q4.onnx --method int4 --block-size 32
   modelsmith quantize model.onnx -o model.dyn.onnx --method dynamic --reduce-range
+  modelsmith quantize cnn.onnx -o cnn.qdq.onnx --method static --calibration images.npz --calibration-method entropy
   modelsmith quantize model.safetensors -o model.int8.safetensors --per-channel --symmetric`,
   options: {
     method: { type: 'string' },
@@ -77,6 +85,7 @@ examples:
     'reduce-range': { type: 'boolean' },
     'keep-opset': { type: 'boolean' },
     'include-1d': { type: 'boolean' },
+    ...STATIC_OPTIONS,
     ...CONTAINER_OPTIONS,
   },
   async run(positionals, values, out) {
@@ -89,10 +98,19 @@ examples:
     if (!(METHODS as readonly string[]).includes(method)) {
       throw new ModelsmithError(ErrorCodes.USAGE, `--method must be one of ${METHODS.join(', ')}, got '${method}'`);
     }
-    if (isWeightFormat(await detectFile(input))) return runWeights('quantize', input, output, values, out, weightsQuantizePass(values));
+    if (method !== 'static') {
+      for (const k of Object.keys(STATIC_OPTIONS)) {
+        if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} applies to --method static`);
+      }
+    }
+    if (isWeightFormat(await detectFile(input))) {
+      if (method === 'static') throw new ModelsmithError(ErrorCodes.USAGE, 'static quantization calibrates activations, so it needs a model graph (ONNX), not a weight container', { path: input });
+      return runWeights('quantize', input, output, values, out, weightsQuantizePass(values));
+    }
     for (const k of Object.keys(CONTAINER_OPTIONS).concat('include-1d')) {
       if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} applies to weight containers, not ONNX models`);
     }
+    if (method === 'static') return runStatic(input, output, values, out);
     if (method === 'int4' || method === 'dynamic') return runMethod(method, input, output, values, out);
     for (const k of ['block-size', 'asymmetric', 'reduce-range', 'keep-opset']) {
       if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} does not apply to --method weight`);
