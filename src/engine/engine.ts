@@ -414,8 +414,16 @@ export class Engine implements EngineApi {
         seedData.add(s.data);
       }
     }
+    // Values whose gradient someone asked for (directly or through what they feed): the tape records
+    // every float path, but graph inputs outside `wrt` need none.
+    const need = new Set<string>([...this.params.keys(), ...wrt]);
+    for (const { step } of t.entries) {
+      if (step.node.input.some((n) => need.has(n))) for (const o of step.node.output) if (o !== '') need.add(o);
+    }
     for (let e = t.entries.length - 1; e >= 0; e--) {
       const { step, inputs, outputs, saved } = t.entries[e]!;
+      const needsGrad = step.node.input.map((n) => n !== '' && need.has(n));
+      if (!needsGrad.some(Boolean)) continue;
       const gOut = step.node.output.map((o) => (o === '' ? undefined : grads.get(o)));
       if (gOut.every((g) => g === undefined)) continue;
       if (!step.def.backward) {
@@ -423,7 +431,7 @@ export class Engine implements EngineApi {
       }
       let gIn: (FValue | undefined)[];
       try {
-        gIn = step.def.backward(step.trainCtx, inputs, outputs, gOut, saved);
+        gIn = step.def.backward({ ...step.trainCtx, needsGrad }, inputs, outputs, gOut, saved);
       } catch (err) {
         throw this.wrap(err, step.label);
       }
@@ -431,7 +439,7 @@ export class Engine implements EngineApi {
       for (const o of step.node.output) grads.delete(o);
       step.node.input.forEach((name, i) => {
         const g = gIn[i];
-        if (!g || name === '' || !t.requiresGrad.has(name)) return;
+        if (!g || !needsGrad[i] || !t.requiresGrad.has(name)) return;
         const x = inputs[i]!;
         if (g.data.length !== x.data.length) {
           throw new ModelsmithError(ErrorCodes.KERNEL_ARG, `gradient of input ${i} has ${g.data.length} elements, the input ${x.data.length}`, { path: this.path, op: step.label });

@@ -40,6 +40,11 @@ export interface OpContext {
   kernels: Kernels;
   /** True while recording for gradients (Dropout stays identity either way: fine-tuning runs in eval mode). */
   training: boolean;
+  /**
+   * Set during backward: which inputs need a gradient (a parameter or a `wrt` input depends on
+   * them). Handlers may skip the others (the first conv's input gradient is a third of its cost).
+   */
+  needsGrad?: readonly boolean[];
 }
 
 export interface ForwardResult {

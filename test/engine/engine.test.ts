@@ -263,6 +263,26 @@ describe('refusals', () => {
     expect(await codeOf(() => e.backward(tape, { y: fvalue([2], Float32Array.of(1, 1)) }))).toMatch(/^E_UNSUPPORTED: .*TestNoGrad has no gradient.*opaque/);
   });
 
+  it('asks handlers only for the gradients a parameter or a wrt input needs', async () => {
+    const seen: boolean[][] = [];
+    registerOp('TestSpy', {
+      forward: (_c, [a, b]) => ({ outputs: [{ ...a!, data: Float32Array.from(a!.data as Float32Array, (v, i) => v * (b!.data as Float32Array)[i]!) }] }),
+      backward: (ctx, [a, b], _o, [g]) => {
+        seen.push([...(ctx.needsGrad ?? [])]);
+        return [fvalue(a!.dims, Float32Array.from(g!.data, (v, i) => v * (b!.data as Float32Array)[i]!)), fvalue(b!.dims, Float32Array.from(g!.data, (v, i) => v * (a!.data as Float32Array)[i]!))];
+      },
+    });
+    const e = await createEngine(model([node('TestSpy', ['x', 'w'], ['y'])], [['x', [2]]], ['y'], [float32TensorProto('w', [2], Float32Array.of(2, 3))]), { kernels: K });
+    const { tape } = e.forward({ x: fvalue([2], Float32Array.of(5, 7)) });
+    const g = e.backward(tape, { y: fvalue([2], Float32Array.of(1, 1)) });
+    expect(seen.at(-1)).toEqual([false, true]);
+    expect(Array.from(g.get('w')!.data)).toEqual([5, 7]);
+    expect(g.has('x')).toBe(false);
+    const g2 = e.backward(tape, { y: fvalue([2], Float32Array.of(1, 1)) }, ['x']);
+    expect(seen.at(-1)).toEqual([true, true]);
+    expect(Array.from(g2.get('x')!.data)).toEqual([2, 3]);
+  });
+
   it('checks seeds and wrt (E_KERNEL_ARG)', async () => {
     const e = await createEngine(model([node('Relu', ['x'], ['y'])], [['x', [2]]], ['y']), { kernels: K });
     const { tape } = e.forward({ x: fvalue([2], Float32Array.of(1, -1)) });

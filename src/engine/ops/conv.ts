@@ -175,8 +175,9 @@ registerOp('Conv', {
     const w = floatInput(inputs, 1, ctx.node);
     const b = inputs[2] ? floatInput(inputs, 2, ctx.node) : undefined;
     const p = planConv(ctx, x, w, b);
-    const g = withOp(ctx.node, () => conv2dBackward(ctx.kernels, x.data, w.data, dy.data, p.N, p.geom, { dx: true, dw: true, db: !!b }));
-    return [fvalue(x.dims, g.dx), fvalue(w.dims, g.dw), b ? fvalue(b.dims, g.db) : undefined];
+    const want = (i: number): boolean => ctx.needsGrad?.[i] ?? true;
+    const g = withOp(ctx.node, () => conv2dBackward(ctx.kernels, x.data, w.data, dy.data, p.N, p.geom, { dx: want(0), dw: want(1), db: !!b && want(2) }));
+    return [g.dx ? fvalue(x.dims, g.dx) : undefined, g.dw ? fvalue(w.dims, g.dw) : undefined, b && g.db ? fvalue(b.dims, g.db) : undefined];
   },
 });
 
