@@ -50,3 +50,10 @@ export { castWeightSet } from './compress/weights/cast.js';
 export { quantizeWeightSet, QUANT_METADATA_KEY, type QuantizeWeightSetOptions } from './compress/weights/quantize.js';
 export { pruneWeightSet } from './compress/weights/prune.js';
 export { Spill, memoryScratch } from './compress/spill.js';
+// Learning in WASM: the execution engine (forward + gradients), calibration data sets, static quantization.
+export { createEngine, unsupportedOps, Engine, type EngineOptions, type RunStats } from './engine/engine.js';
+export { engineOps } from './engine/registry.js';
+export { fvalue, ivalue, toValue, toTensor } from './engine/values.js';
+export type { Value, FValue, EDType, EngineApi, Tape, RunOptions as EngineRunOptions } from './engine/types.js';
+export * from './data/index.js';
+export * from './compress/static/index.js';
