@@ -57,3 +57,6 @@ export { fvalue, ivalue, toValue, toTensor } from './engine/values.js';
 export type { Value, FValue, EDType, EngineApi, Tape, RunOptions as EngineRunOptions } from './engine/types.js';
 export * from './data/index.js';
 export * from './compress/static/index.js';
+// Streaming ONNX: graph decoded, big payloads left in the source (files, Blobs, request bodies).
+export { readOnnxLazy, scanOnnxStream } from './formats/onnx/stream/index.js';
+export { quantizeOnnxSource, quantizeOnnxStream } from './compress/quantize/weight-stream.js';

@@ -108,8 +108,8 @@ export class BlobSink implements ByteSink {
 /**
  * A ByteSource over a ReadableStream that can only move forward (an HTTP request body in a Worker):
  * reads must come in increasing offset order; skipped bytes are dropped as they arrive, so memory holds
- * only what is asked for. The last range read is kept, so reading the same tensor again (a pass that
- * loads a weight twice) still works; any other backward read is refused with E_UNSUPPORTED. `size`
+ * only what is asked for. The last range read by `read` is kept, so reading the same tensor again (a
+ * pass that loads a weight twice) still works; any other backward read is refused with E_UNSUPPORTED. `size`
  * must be known up front (Content-Length); a stream that ends early is E_TRUNCATED, a longer one E_MALFORMED
  * when `finish()` is called.
  */
@@ -163,8 +163,34 @@ export class ForwardStreamSource implements ByteSource {
     return out;
   }
 
+  /**
+   * Copies the stream's chunks straight into `target` (e.g. the kernel arena): no buffer of the read's
+   * size is allocated, which under a Worker's memory limit is most of the garbage of a large upload.
+   * The range is not kept for a re-read (`target` is the caller's and may be reused); `read` keeps it.
+   */
   async readInto(offset: number, target: Uint8Array): Promise<void> {
-    target.set(await this.read(offset, target.byteLength));
+    const length = target.byteLength;
+    checkRange(this, offset, length);
+    const last = this.last;
+    if (last && offset >= last.offset && offset + length <= last.offset + last.bytes.byteLength) {
+      target.set(last.bytes.subarray(offset - last.offset, offset - last.offset + length));
+      return;
+    }
+    if (offset < this.pos) {
+      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `backward read of ${length} bytes at ${offset} on a forward-only stream (now at ${this.pos})`, { path: this.name, offset });
+    }
+    this.last = undefined;
+    await this.skip(offset - this.pos);
+    let got = 0;
+    while (got < length) {
+      if (this.pending.byteLength === 0 && !(await this.pull())) {
+        throw new ModelsmithError(ErrorCodes.TRUNCATED, `stream ended after ${this.pos} of ${this.size} announced bytes`, { path: this.name, offset: this.pos });
+      }
+      const n = Math.min(length - got, this.pending.byteLength);
+      target.set(this.pending.subarray(0, n), got);
+      this.consume(n);
+      got += n;
+    }
   }
 
   /**
