@@ -5,7 +5,9 @@
  * - sinks transposes below elementwise ops (unary; binary when the other operand is a scalar Const or
  *   the same transpose) and below ConcatV2 of same-perm inputs (remapping the axis), so that the
  *   inverse pairs meet; a transpose with other readers is copied only when the copy will cancel,
- * - drops what no output needs any more.
+ * - drops what no output needs any more,
+ * - then tries copying a transpose with several elementwise readers below each of them (kept only
+ *   when the total falls).
  * One rewrite per round keeps the bookkeeping trivial; graphs stay far below the round cap.
  */
 import type { NodeDef } from '../../formats/savedmodel/gen/tensorflow/graph_pb.js';
@@ -18,6 +20,11 @@ const UNARY = new Set([
   'Abs', 'Neg', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Sign', 'Sin', 'Cos', 'Erf', 'Square', 'Identity', 'LogicalNot',
 ]);
 const BINARY = new Set(['AddV2', 'Sub', 'Mul', 'RealDiv', 'Maximum', 'Minimum', 'Pow', 'SquaredDifference']);
+
+/** Re-runs of the pass spent on fan-out tries (each costs one full pass). */
+const MAX_FAN_OUT_TRIALS = 256;
+/** Graphs above this many nodes skip the fan-out tries: 256 full passes would cost too much there. */
+const MAX_FAN_OUT_NODES = 20_000;
 
 export interface LayoutStats {
   before: number;
@@ -59,6 +66,63 @@ function sinkPlan(n: NodeDef, tr: (i: string | undefined) => NodeDef | undefined
 
 export function cancelTransposes(nodes: NodeDef[], perms: Map<string, number[]>, keep: ReadonlySet<string>): { nodes: NodeDef[]; stats: LayoutStats } {
   const before = nodes.filter((n) => n.op === 'Transpose').length;
+  let list = sinkAndCancel(nodes, perms, keep);
+  // A transpose read by several elementwise ops (x feeding both arms of x·relu6(x+3)/6) cannot
+  // sink as one node. Try copying it below every reader and re-running the pass; keep the result
+  // only when fewer transposes remain, so a copy that never meets its inverse costs nothing.
+  // Each transpose is tried once (a failed try is not repeated) and the re-runs are capped: the
+  // pass stays bounded on hostile or huge graphs.
+  const tried = new Set<string>();
+  let budget = list.length > MAX_FAN_OUT_NODES ? 0 : MAX_FAN_OUT_TRIALS;
+  for (let trial = 0; trial < MAX_FAN_OUT_TRIALS && budget > 0; trial++) {
+    const count = list.filter((n) => n.op === 'Transpose').length;
+    let improved = false;
+    for (const t of list) {
+      if (budget <= 0) break;
+      if (t.op !== 'Transpose' || !perms.has(t.name) || keep.has(t.name) || tried.has(t.name)) continue;
+      const readers = list.filter((m) => m.input.some((i) => parseInput(i).node === t.name));
+      if (readers.length < 2 || !readers.every((m) => (UNARY.has(m.op) || BINARY.has(m.op)) && !keep.has(m.name))) continue;
+      tried.add(t.name);
+      budget--;
+      const copyPerms = new Map(perms);
+      const copy = list.map((n) => ({ ...n, input: [...n.input] }));
+      const out = sinkAndCancel(fanOut(copy, t.name, copyPerms), copyPerms, keep);
+      if (out.filter((n) => n.op === 'Transpose').length < count) {
+        list = out;
+        perms.clear();
+        for (const [k, v] of copyPerms) perms.set(k, v);
+        improved = true;
+        break;
+      }
+    }
+    if (!improved) break;
+  }
+  return { nodes: list, stats: { before, after: list.filter((n) => n.op === 'Transpose').length } };
+}
+
+/** Replaces transpose `name` by one private copy per reader (same perm), so each copy can sink on its own. */
+function fanOut(list: NodeDef[], name: string, perms: Map<string, number[]>): NodeDef[] {
+  const t = list.find((n) => n.name === name)!;
+  const perm = perms.get(name)!;
+  const names = new Set(list.map((n) => n.name));
+  const out = [...list];
+  let k = 0;
+  for (const m of list) {
+    for (let i = 0; i < m.input.length; i++) {
+      const p = parseInput(m.input[i]!);
+      if (p.node !== name || p.index !== 0 || m === t) continue;
+      while (names.has(`${name}_fan${k}`)) k++;
+      const copyName = `${name}_fan${k}`;
+      names.add(copyName);
+      out.push({ ...t, name: copyName, input: [...t.input] });
+      perms.set(copyName, perm);
+      m.input[i] = copyName;
+    }
+  }
+  return out;
+}
+
+function sinkAndCancel(nodes: NodeDef[], perms: Map<string, number[]>, keep: ReadonlySet<string>): NodeDef[] {
   let list = nodes;
   for (let round = 0; round < 10_000; round++) {
     const byName = new Map(list.map((n) => [n.name, n]));
@@ -146,7 +210,7 @@ export function cancelTransposes(nodes: NodeDef[], perms: Map<string, number[]>,
     list = prune(list, keep);
     if (!changed) break;
   }
-  return { nodes: list, stats: { before, after: list.filter((n) => n.op === 'Transpose').length } };
+  return list;
 }
 
 /** Nodes that some kept node depends on (inputs and control inputs), in their original order. */

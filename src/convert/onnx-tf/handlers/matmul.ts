@@ -3,7 +3,7 @@ import type { DType } from '../../../core/dtype.js';
 import type { Cx, Val } from '../context.js';
 import { register } from '../registry.js';
 import { a } from '../tf-attr.js';
-import { broadcastShapes } from '../values.js';
+import { broadcastShapes, transposeTensor } from '../values.js';
 
 register('Gemm', (cx) => {
   const A = cx.in(0);
@@ -14,7 +14,18 @@ register('Gemm', (cx) => {
   const alpha = cx.float('alpha', 1);
   const beta = cx.float('beta', 1);
   const T = { T: a.dt(A.dtype) };
-  let y = cx.add('MatMul', [cx.ref(A), cx.ref(B)], { ...T, transpose_a: a.b(ta), transpose_b: a.b(tb) });
+  let b: string;
+  let tbAttr = tb;
+  if (tb && B.value && B.value.shape.length === 2) {
+    // A constant B is stored pre-transposed: MatMul without transpose_b is the form every TF
+    // consumer reads the same way (OpenCV's importer ignores transpose_b).
+    const t = B.value;
+    b = cx.derived(t, 'T') ?? cx.derived(t, 'T', cx.weight(transposeTensor(t, [1, 0]), t.name ? `${t.name}/transposed` : undefined))!;
+    tbAttr = false;
+  } else {
+    b = cx.ref(B);
+  }
+  let y = cx.add('MatMul', [cx.ref(A), b], { ...T, transpose_a: a.b(ta), transpose_b: a.b(tbAttr) });
   if (alpha !== 1) y = cx.add('Mul', [y, cx.scalar(A.dtype, alpha)], T);
   const m = A.shape ? A.shape[ta ? 1 : 0]! : -1;
   const n = B.shape ? B.shape[tb ? 0 : 1]! : -1;

@@ -1,7 +1,7 @@
 /**
- * MaxPool / AveragePool (explicit pads, ceil_mode, count_include_pad) in NHWC, and the global pools
- * (plain reductions, so they stay in ONNX layout). Explicit padding is a Pad/PadV2 + VALID pool
- * because TF.js mis-handles EXPLICIT MaxPool and AvgPool has no EXPLICIT at all.
+ * MaxPool / AveragePool (explicit pads, ceil_mode, count_include_pad) and the rank-4 global pools,
+ * all in NHWC. Explicit padding is a Pad/PadV2 + VALID pool because TF.js mis-handles EXPLICIT
+ * MaxPool and AvgPool has no EXPLICIT at all.
  */
 import type { Cx } from '../context.js';
 import { register } from '../registry.js';
@@ -39,6 +39,26 @@ function plan(cx: Cx, s: Spatial, win: Window): Plan {
   return { pads: p, out };
 }
 
+/** Ops whose output is never negative (NaN aside). */
+const NON_NEGATIVE = new Set(['Relu', 'Relu6', 'Sigmoid', 'Softplus', 'Abs', 'Exp', 'Sqrt', 'Square']);
+/** Ops that only move or copy values, so the sign of their input carries over. */
+const VALUE_PRESERVING = new Set(['Transpose', 'Identity', 'Reshape', 'ExpandDims', 'Squeeze']);
+
+/** Whether the TF tensor `ref` is known to hold no negative values (walks back a few layout ops). */
+function nonNegative(cx: Cx, ref: string): boolean {
+  let name = ref;
+  for (let depth = 0; depth < 8; depth++) {
+    if (name.includes(':') && !name.endsWith(':0')) return false;
+    const base = name.replace(/:0$/, '');
+    const n = cx.nodes.find((m) => m.name === base);
+    if (!n) return false;
+    if (NON_NEGATIVE.has(n.op)) return true;
+    if (!VALUE_PRESERVING.has(n.op) || n.input[0] === undefined) return false;
+    name = n.input[0];
+  }
+  return false;
+}
+
 function poolAttrs(cx: Cx, s: Spatial, win: Window) {
   return {
     T: a.dt(s.dtype),
@@ -55,7 +75,10 @@ register('MaxPool', (cx) => {
   const win = windowAttrs(cx, s, cx.ints('kernel_shape') ?? []);
   if (win.dilations.some((d) => d !== 1)) return cx.unsupported('MaxPool dilations > 1');
   const pl = plan(cx, s, win);
-  const lowest = s.dtype === 'float32' || s.dtype === 'float64' || s.dtype === 'float16' ? -Infinity : s.dtype === 'uint8' ? 0 : s.dtype === 'int8' ? -128 : -2147483648;
+  // Zero padding equals lowest-value padding when the input cannot be negative (a window always
+  // holds at least one real cell): the common Relu → MaxPool then needs a plain Pad, which every
+  // TF consumer imports (OpenCV's TF importer has no PadV2).
+  const lowest = nonNegative(cx, s.ref) ? 0 : s.dtype === 'float32' || s.dtype === 'float64' || s.dtype === 'float16' ? -Infinity : s.dtype === 'uint8' ? 0 : s.dtype === 'int8' ? -128 : -2147483648;
   const x = padNhwc(cx, s, s.ref, pl.pads, lowest);
   leaveNhwc(cx, s, cx.add('MaxPool', [x], poolAttrs(cx, s, win), 'MaxPool'), [s.n, s.c, ...pl.out]);
 });
@@ -106,8 +129,17 @@ for (const [onnx, tf] of [['GlobalAveragePool', 'Mean'], ['GlobalMaxPool', 'Max'
   register(onnx, (cx) => {
     const x = cx.in(0);
     const r = cx.rank(x);
+    const T = { T: a.dt(x.dtype), Tidx: a.dt('int32'), keep_dims: a.b(true) };
+    if (r === 4) {
+      // Reduced in NHWC like the other spatial ops, so the layout transposes around it cancel
+      // against the neighbouring convs' (and importers that expect TF's NHWC, e.g. OpenCV, see
+      // the global pooling over [1, 2] they know).
+      const s = enterNhwc(cx, x);
+      const y = cx.add(tf, [s.ref, cx.i32([1, 2])], T);
+      return leaveNhwc(cx, s, y, [s.n, s.c, 1, 1]);
+    }
     const axes = [...Array(r).keys()].slice(2);
-    const y = cx.add(tf, [cx.ref(x), cx.i32(axes)], { T: a.dt(x.dtype), Tidx: a.dt('int32'), keep_dims: a.b(true) });
+    const y = cx.add(tf, [cx.ref(x), cx.i32(axes)], T);
     cx.outRef(0, y, x.dtype, x.shape!.map((d, i) => (i >= 2 ? 1 : d)));
   });
 }
