@@ -5,7 +5,9 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
-import { writeOnnxAsSavedModel } from '../convert/onnx-tf/index.js';
+import { toBinary } from '@bufbuild/protobuf';
+import { onnxToTf, writeOnnxAsSavedModel } from '../convert/onnx-tf/index.js';
+import { GraphDefSchema } from '../formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { openModelFile } from '../platform/open.js';
 import { readGraphDef, readSavedModel, summarizeGraphDef, summarizeSavedModel, type SavedModelSummary } from '../formats/savedmodel/index.js';
 import type { GraphSummary } from '../formats/savedmodel/summary.js';
@@ -95,6 +97,37 @@ export async function convertOnnxToSavedModel(input: string, outDir: string, opt
   } catch (e) {
     await Promise.all(sinks.map((s) => s.abort().catch(() => undefined)));
     await rm(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await close();
+  }
+}
+
+/**
+ * `convert model.onnx -o model.pb --to graphdef`: the converted graph with every weight as a Const
+ * (a frozen GraphDef), the form OpenCV's `readNetFromTensorflow` and TF1 tools load. Written through
+ * an atomic sink: a failure leaves nothing.
+ */
+export async function convertOnnxToGraphDef(input: string, output: string, opts: { nhwcIo: boolean }, out: Out): Promise<Record<string, unknown>> {
+  const t0 = performance.now();
+  const { model, close } = await openModelFile(input);
+  let sink: AtomicFileSink | undefined;
+  try {
+    const r = await onnxToTf(model, { nhwcIo: opts.nhwcIo, constants: true });
+    const bytes = toBinary(GraphDefSchema, r.graph);
+    sink = await AtomicFileSink.create(output, [input]);
+    await sink.write(bytes);
+    await sink.commit();
+    const seconds = (performance.now() - t0) / 1000;
+    const rep = r.report;
+    const io = (side: Record<string, { name: string }>) => Object.entries(side).map(([k, t]) => `${k} (${t.name})`).join(', ');
+    out.say(`converted ${input} → frozen GraphDef ${output} (${formatBytes(bytes.byteLength)}) in ${seconds.toFixed(2)} s`,
+      `  ops mapped: ${Object.entries(rep.opsMapped).map(([k, v]) => `${k}×${v}`).join(', ')}`,
+      `  transposes: ${rep.transposesInserted} inserted, ${rep.transposesRemoved} cancelled, ${rep.transposesLeft} left`,
+      `  feeds: ${io(r.signature.inputs)}; fetches: ${io(r.signature.outputs)}`);
+    return { ok: true, verb: 'convert', input, output, to: 'graphdef', seconds, bytes: bytes.byteLength, signature: r.signature, report: rep };
+  } catch (e) {
+    await sink?.abort().catch(() => undefined);
     throw e;
   } finally {
     await close();

@@ -70,4 +70,31 @@ describe('convert --to savedmodel (CLI)', () => {
     expect((bad as { code: number }).code).not.toBe(0);
     expect((bad as { stderr: string }).stderr).toMatch(/E_USAGE.*without saved_model\.pb/);
   });
+
+  it('convert --to graphdef --nhwc-io writes a frozen .pb that OpenCV dnn runs like onnxruntime', async () => {
+    const model = join(import.meta.dirname, '../fixtures/fashion-mnist/cnn.onnx');
+    const pb = join(dir, 'cnn.pb');
+    const r = await run(process.execPath, [BIN, 'convert', model, '-o', pb, '--to', 'graphdef', '--nhwc-io', '--json']);
+    const rep = JSON.parse(r.stdout);
+    expect(rep).toMatchObject({ ok: true, to: 'graphdef' });
+    expect(rep.report.transposesLeft).toBeLessThanOrEqual(1);
+    const x = Float32Array.from({ length: 3 * 28 * 28 }, (_, i) => (Math.sin(i * 0.7) + 1) / 2);
+    const py = [
+      'import sys, json, numpy as np, cv2',
+      'net = cv2.dnn.readNetFromTensorflow(sys.argv[1])',
+      'x = np.array(json.loads(sys.stdin.read()), dtype=np.float32).reshape(3, 1, 28, 28)',
+      'net.setInput(x)',
+      'print(json.dumps(net.forward().astype(float).ravel().tolist()))',
+    ].join('\n');
+    const { execFileSync } = await import('node:child_process');
+    const cv = JSON.parse(execFileSync('/usr/bin/python3', ['-c', py, pb], { input: JSON.stringify(Array.from(x)) }).toString()) as number[];
+    const s = await ort.InferenceSession.create(model);
+    const want = (await s.run({ input: new ort.Tensor('float32', x, [3, 1, 28, 28]) })).logits!.data as Float32Array;
+    expect(cv).toHaveLength(want.length);
+    let max = 0;
+    for (let i = 0; i < want.length; i++) max = Math.max(max, Math.abs(cv[i]! - want[i]!));
+    expect(max).toBeLessThanOrEqual(1e-4);
+    const again = await run(process.execPath, [BIN, 'convert', model, '-o', pb, '--to', 'graphdef', '--constants']).catch((e: { code: number; stderr: string }) => e);
+    expect((again as { stderr: string }).stderr).toMatch(/E_USAGE: --constants is implied/);
+  });
 });

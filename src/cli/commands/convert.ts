@@ -8,7 +8,7 @@ import { openWeights, weightOutputFormat } from '../../platform/weights-io.js';
 import { formatBytes } from '../output.js';
 import { detectFile, isWeightFormat, runWeights } from '../weights.js';
 import { convertCaffe } from '../caffe.js';
-import { convertOnnxToSavedModel } from '../tf.js';
+import { convertOnnxToGraphDef, convertOnnxToSavedModel } from '../tf.js';
 import { parseTfTorchMap, savedModelToStateDict } from '../../convert/tf-pytorch/index.js';
 import type { SavedModelFile } from '../../formats/savedmodel/index.js';
 import type { Command } from './index.js';
@@ -29,6 +29,8 @@ What is converted is decided by the input's format and the output's extension:
                            initializers as variables (or constants with --constants), serving_default with
                            the ONNX input/output names; I/O stays in the ONNX layout unless --nhwc-io;
                            unsupported ops are listed with counts and nothing is written
+  ONNX → frozen .pb        with --to graphdef: the same graph with the weights as Const nodes, one file —
+                           what OpenCV's readNetFromTensorflow loads (give --nhwc-io for OpenCV)
   Caffe → .onnx            deploy.prototxt with --weights model.caffemodel (or the two files as inputs):
                            layer registry (Convolution, Pooling, InnerProduct, BatchNorm+Scale, Eltwise,
                            Concat, Slice, PReLU, LRN, Softmax, …); unsupported layers are listed, never dropped
@@ -53,6 +55,7 @@ options:
   --allow-unknown-globals  PyTorch: write the tensors even if the pickle references objects outside
                          the allow-list (they are never run; by default this stops the conversion)
   --to savedmodel        ONNX → TF SavedModel folder (see above); --nhwc-io, --constants
+  --to graphdef          ONNX → frozen TF GraphDef .pb (see above); --nhwc-io
   --template FILE        SavedModel → PyTorch: a .pt/.safetensors whose names and shapes the result must have
   --tf-layout            SavedModel: write the variables as TF stores them (no PyTorch mapping)
   --weights FILE         ONNX output: replace initializers by name with the tensors of FILE;
@@ -89,7 +92,8 @@ examples:
   modelsmith convert model.onnx -o small.onnx --recipe recipe.json --json
   modelsmith convert deploy.prototxt --weights net.caffemodel -o net.onnx
   modelsmith convert saved_model_dir -o model.pt --template torch_model.pt
-  modelsmith convert model.onnx out_savedmodel --to savedmodel`,
+  modelsmith convert model.onnx out_savedmodel --to savedmodel
+  modelsmith convert model.onnx -o model.pb --to graphdef --nhwc-io`,
   options: {
     'external-data': { type: 'boolean' },
     location: { type: 'string' },
@@ -117,8 +121,12 @@ examples:
     }
     const inFormat = await detectFile(input);
     if (values.to !== undefined) {
-      if (values.to !== 'savedmodel') throw new ModelsmithError(ErrorCodes.USAGE, `--to takes savedmodel (other targets follow from the output's extension), got '${String(values.to)}'`);
-      if (inFormat !== 'onnx') throw new ModelsmithError(ErrorCodes.USAGE, '--to savedmodel converts ONNX models');
+      if (values.to !== 'savedmodel' && values.to !== 'graphdef') throw new ModelsmithError(ErrorCodes.USAGE, `--to takes savedmodel or graphdef (other targets follow from the output's extension), got '${String(values.to)}'`);
+      if (inFormat !== 'onnx') throw new ModelsmithError(ErrorCodes.USAGE, `--to ${String(values.to)} converts ONNX models`);
+      if (values.to === 'graphdef') {
+        if (values.constants) throw new ModelsmithError(ErrorCodes.USAGE, '--constants is implied by --to graphdef (a frozen graph holds its weights as constants)');
+        return convertOnnxToGraphDef(input, output, { nhwcIo: Boolean(values['nhwc-io']) }, out);
+      }
       return convertOnnxToSavedModel(input, output, { nhwcIo: Boolean(values['nhwc-io']), constants: Boolean(values.constants) }, out);
     }
     const recipe = typeof values.recipe === 'string' ? parseRecipe(await readText(values.recipe), values.recipe) : undefined;
