@@ -4,7 +4,8 @@
  */
 import type { ModelProto } from 'onnx-buf';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
-import { openDataset, type Dataset } from '../data/dataset.js';
+import { batches, openDataset, type Dataset } from '../data/dataset.js';
+import type { ArrayDataset } from '../train/data.js';
 import { modelInputs } from '../data/model-inputs.js';
 import type { Batch } from '../data/types.js';
 import { nodeDataIo } from '../platform/data-io.js';
@@ -51,4 +52,33 @@ export async function* counted(src: AsyncIterable<Batch>, onBatch: (samples: num
     n += first ? first.dims[0] ?? 1 : 0;
     onBatch(n);
   }
+}
+
+/**
+ * A labelled data set read whole into memory for training (shuffled every epoch, read many times):
+ * one model input, float32 samples back to back. Training on data that does not fit is not offered;
+ * `--samples` caps what is read.
+ */
+export async function loadTrainingData(path: string, model: ModelProto, maxSamples: number | undefined, what: string): Promise<{ data: ArrayDataset; kind: string }> {
+  const ds = await openModelData(path, model, maxSamples);
+  if (ds.inputNames.length !== 1) {
+    throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `${what}: training takes models with one input; ${path} feeds ${ds.inputNames.length} (${ds.inputNames.join(', ')})`, { path });
+  }
+  if (!ds.hasLabels) {
+    throw new ModelsmithError(ErrorCodes.USAGE, `${what}: ${path} has no labels (labels.npy, an npz member 'labels', or an IDX labels file next to the images)`, { path });
+  }
+  const name = ds.inputNames[0]!;
+  const dims = [...ds.sampleDims[name]!];
+  const per = dims.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(ds.sampleCount * per);
+  const labels = new Int32Array(ds.sampleCount);
+  let n = 0;
+  for await (const b of batches(ds, 256)) {
+    const v = b.inputs[name]!;
+    const count = v.dims[0] ?? 1;
+    x.set(v.data as Float32Array, n * per);
+    labels.set(b.labels!, n);
+    n += count;
+  }
+  return { data: { x, sampleDims: dims, labels, inputName: name }, kind: ds.kind };
 }

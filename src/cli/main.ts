@@ -11,9 +11,8 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-const VERBS_PLANNED: Record<string, string> = {
-  distill: 'learning-in-WASM issue (#8)',
-};
+/** Verbs announced before they exist (none now): they fail with E_UNSUPPORTED naming where they are tracked. */
+const VERBS_PLANNED: Record<string, string> = {};
 
 function usage(): string {
   const lines = [

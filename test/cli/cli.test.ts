@@ -85,15 +85,18 @@ describe('modelsmith CLI (built bin)', () => {
     expect(await readdir(dir)).toEqual(['bad.onnx']);
   });
 
-  it('usage errors exit 2 with E_USAGE; planned verbs say they are not available yet', async () => {
+  it('usage errors exit 2 with E_USAGE; an unknown verb is a usage error', async () => {
     const u = await cli(['inspect']);
     expect(u.code).toBe(2);
     expect(u.stderr).toContain('E_USAGE');
     const bad = await cli(['inspect', SAMPLE, '--frobnicate']);
     expect(bad.code).toBe(2);
     const q = await cli(['distill', SAMPLE]);
-    expect(q.code).toBe(1);
-    expect(q.stderr).toContain('E_UNSUPPORTED');
+    expect(q.code).toBe(2);
+    expect(q.stderr).toMatch(/E_USAGE: distill needs a teacher and an output/);
+    const v = await cli(['frobnicate', SAMPLE]);
+    expect(v.code).toBe(2);
+    expect(v.stderr).toContain('E_USAGE');
   });
 
   it('every recognised format is read; unknown files are refused with E_UNKNOWN_FORMAT', async () => {

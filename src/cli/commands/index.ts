@@ -7,6 +7,7 @@ import { evalCommand } from './eval.js';
 import { quantizeCommand } from './quantize.js';
 import { castCommand } from './cast.js';
 import { pruneCommand } from './prune.js';
+import { distillCommand } from './distill.js';
 
 export interface Command {
   name: string;
@@ -24,6 +25,7 @@ export const COMMANDS: Record<string, Command> = {
   [quantizeCommand.name]: quantizeCommand,
   [castCommand.name]: castCommand,
   [pruneCommand.name]: pruneCommand,
+  [distillCommand.name]: distillCommand,
   [evalCommand.name]: evalCommand,
   [demoCommand.name]: demoCommand,
 };

@@ -8,14 +8,16 @@ import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
 import type { Out } from '../output.js';
 import type { PruneChannelsOptions } from '../../compress/prune-structured.js';
+import { GRADIENT_HELP, GRADIENT_OPTIONS, runGradient } from '../gradient-prune.js';
+import { DATA_HELP } from '../data-options.js';
 import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, weightsPrunePass } from '../weights.js';
 
-const METHODS = ['magnitude', 'global', 'nm', 'channel'] as const;
+const METHODS = ['magnitude', 'global', 'nm', 'channel', 'gradient'] as const;
 
 export const pruneCommand: Command = {
   name: 'prune',
-  summary: 'pruning: magnitude (per layer or global) or N:M (2:4) zeros in place, or whole output channels removed',
-  help: `usage: modelsmith prune <in.onnx> -o <out.onnx> --sparsity S [--method magnitude|global|nm|channel]
+  summary: 'pruning: magnitude (per layer or global), N:M (2:4) or gradient-based (with fine-tuning) zeros in place, or whole output channels removed',
+  help: `usage: modelsmith prune <in.onnx> -o <out.onnx> --sparsity S [--method magnitude|global|nm|channel|gradient]
                        [--nm N:M] [--include-1d] [--exclude NAME|OpType,...] [--json]
 
 Unstructured pruning of the float32 / float16 weights of MatMul (B), Gemm (B), Conv (W),
@@ -40,6 +42,7 @@ methods:
               channels. Layers whose channels reach a graph output, a Reshape/Transpose or any
               op it cannot follow are left alone and listed with the reason. Outputs change
               unless the removed channels contributed nothing: fine-tune or evaluate afterwards.
+  gradient    data-driven: see below (needs --data)
 
 options:
   -o, --output PATH     output file (or give it as the second argument); never overwrites the input
@@ -56,6 +59,10 @@ options:
   --json                one JSON report on stdout (per-tensor zeros before/after and sparsity, totals,
                         skipped weights with the reason, file sizes, time)
 
+${GRADIENT_HELP}
+
+${DATA_HELP}
+
 ${CONTAINER_HELP}
   magnitude and nm only (global and channel need the graph).
 
@@ -64,13 +71,16 @@ examples:
   modelsmith prune model.onnx -o model.g70.onnx --sparsity 0.7 --method global --exclude Gather
   modelsmith prune model.pt -o model.24.pt --method nm
   modelsmith prune model.onnx -o model.24.onnx --method nm --nm 2:4 --json
-  modelsmith prune model.onnx -o model.c25.onnx --method channel --sparsity 0.25`,
+  modelsmith prune model.onnx -o model.c25.onnx --method channel --sparsity 0.25
+  modelsmith prune cnn.onnx -o cnn.g70.onnx --method gradient --sparsity 0.7 --data train.npz \\
+      --eval-data test.npz --fine-tune-steps 50 --sensitivity`,
   options: {
     sparsity: { type: 'string' },
     method: { type: 'string' },
     nm: { type: 'string' },
     'include-1d': { type: 'boolean' },
     exclude: { type: 'string' },
+    ...GRADIENT_OPTIONS,
     ...CONTAINER_OPTIONS,
   },
   async run(positionals, values, out) {
@@ -83,6 +93,15 @@ examples:
     const method = (values.method as string | undefined) ?? (nmArg !== undefined ? 'nm' : 'magnitude');
     if (!(METHODS as readonly string[]).includes(method)) {
       throw new ModelsmithError(ErrorCodes.USAGE, `--method must be one of ${METHODS.join(', ')}, got '${method}'`);
+    }
+    if (method !== 'gradient') {
+      for (const k of Object.keys(GRADIENT_OPTIONS)) {
+        if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} applies to --method gradient`);
+      }
+    }
+    if (method === 'gradient') {
+      if (isWeightFormat(await detectFile(input))) throw new ModelsmithError(ErrorCodes.USAGE, '--method gradient trains on the model, so it needs an ONNX model, not a weight container', { path: input });
+      return runGradient(input, output, values, out);
     }
     if (method === 'channel') return runChannel(input, output, values, out);
     const opts: PruneWeightsOptions = { method: method as PruneMethod };
