@@ -60,3 +60,15 @@ export * from './compress/static/index.js';
 // Streaming ONNX: graph decoded, big payloads left in the source (files, Blobs, request bodies).
 export { readOnnxLazy, scanOnnxStream } from './formats/onnx/stream/index.js';
 export { quantizeOnnxSource, quantizeOnnxStream } from './compress/quantize/weight-stream.js';
+// Training on the engine: losses, optimisers, schedules, gradient pruning, distillation.
+export type { TrainableEngine, Labels, Batch as TrainBatch, BatchSource, LossResult } from './train/types.js';
+export * from './train/losses.js';
+export { maskSparsity, zeroFraction, type Masks } from './train/masks.js';
+export * from './train/optim.js';
+export * from './train/schedule.js';
+export * from './train/shuffle.js';
+export * from './train/data.js';
+export { train, trainStep, evaluate as evaluateEngine, logitsOf, outputName, type TrainOptions, type TrainResult, type EpochStats, type StepProgress, type EvalResult, type LossFn, type LossSpec } from './train/loop.js';
+export * from './train/stream.js';
+export { pruneGradient, pruneGradientModel, analyzeSensitivity, prunableWeights, taylorScores, magnitudeScores, selectMasks, layerSensitivity, TaylorAccumulator, type GradientPruneOptions, type GradientPruneReport, type GradientPruneData } from './compress/prune-gradient.js';
+export { distill, distillModels, deriveStudent, parameterCount, TeacherLogits, type DistillOptions as DistillTrainOptions, type DistillReport, type DistillData } from './compress/distill.js';
