@@ -18,15 +18,12 @@
  *   Memory: graph structure + codes + payloads not quantized + one float tensor in the arena.
  */
 import { create } from '@bufbuild/protobuf';
+import { applyWeightEdits, newWeightEdits, recordQuantizedWeight } from './weight-edits.js';
 import {
-  AttributeProtoSchema,
-  AttributeProto_AttributeType,
   GraphProtoSchema,
   ModelProtoSchema,
-  NodeProtoSchema,
   TensorProtoSchema,
   type GraphProto,
-  type NodeProto,
   type TensorProto,
 } from 'onnx-buf';
 import { dtypeInfo } from '../../core/dtype.js';
@@ -41,12 +38,11 @@ import type { ScanLimits } from '../../formats/onnx/wire.js';
 import { initKernels, type Kernels } from '../../kernels/loader.js';
 import { chooseQuantParams, chooseQuantParamsAxis, quantizeStatsWindows, type QuantizeParams } from '../../kernels/quantize.js';
 import { minMaxAxisWindows, minMaxWindows } from '../../kernels/stats.js';
-import { errorStatsFromSums } from '../../eval/metrics.js';
 import { withArenaAsync } from '../arena-lock.js';
 import { sizeReport, tensorBytes } from '../report.js';
-import { defaultOpset, findWeightCandidates, subgraphs, uniqueNamer, type WeightCandidate } from '../graph.js';
-import { bytesOf, constantNode, raiseIr } from './int4.js';
-import { quantizeWeights, type QuantizedTensor, type QuantizeWeightsOptions, type QuantizeWeightsReport, type SkippedTensor, type WeightQType } from './weight.js';
+import { defaultOpset, findWeightCandidates, uniqueNamer, type WeightCandidate } from '../graph.js';
+import { raiseIr } from './int4.js';
+import { quantizeWeights, type QuantizedTensor, type QuantizeWeightsOptions, type QuantizeWeightsReport, type SkippedTensor } from './weight.js';
 
 export interface QuantizeOnnxSourceOptions extends Omit<QuantizeWeightsOptions, 'spill'> {
   /** Name used in messages (default: the source name). */
@@ -91,7 +87,6 @@ function payloadStats(m: LazyOnnxModel): QuantizedOnnxSource['payloads'] {
   };
 }
 
-const Q_ONNX: Record<WeightQType, number> = { int8: dtypeInfo('int8').onnx, uint8: dtypeInfo('uint8').onnx };
 const FLOAT = dtypeInfo('float32').onnx;
 /** Read step into the arena, as quantizeWeights (same chunks: the min/max kernels see the same calls). */
 const READ_CHUNK_ELEMENTS = 2 * 2 ** 20;
@@ -264,10 +259,7 @@ async function quantizeForward(source: ByteSource, lazyOpts: ReadOnnxLazyOptions
   const perChannel = opts.perChannel;
   const unique = uniqueNamer(proto);
   const ctx = modelTensorContext(model);
-  const headNodes = new Map<GraphProto, NodeProto[]>();
-  const replaceNodes = new Map<NodeProto, NodeProto[]>();
-  const replaceInits = new Map<TensorProto, TensorProto[]>();
-  let addedInitializers = false;
+  const edits = newWeightEdits();
 
   for (const c of candidates) {
     const op = opsOf(c);
@@ -302,82 +294,15 @@ async function quantizeForward(source: ByteSource, lazyOpts: ReadOnnxLazyOptions
       qr = 'floats' in q ? undefined : q;
     }
     if (!qr) { skip('holds NaN or infinite values'); continue; }
-    const { scale, zp } = qr;
-    const err = errorStatsFromSums(qr.sums);
-
-    const qName = unique(`${c.name}_quantized`);
-    const sName = unique(`${c.name}_scale`);
-    const zName = unique(`${c.name}_zero_point`);
-    const pDims = channel ? [BigInt(shape[axis]!)] : [];
-    const scales = typeof scale === 'number' ? Float32Array.of(scale) : scale;
-    const zpsArr = typeof zp === 'number' ? [zp] : Array.from(zp);
-    const zBytes = opts.dtype === 'int8' ? new Uint8Array(Int8Array.from(zpsArr).buffer) : Uint8Array.from(zpsArr);
-    const qT = create(TensorProtoSchema, { name: qName, dims: shape.map((d) => BigInt(d)), dataType: Q_ONNX[opts.dtype] });
-    qT.rawData = qr.codes as Uint8Array<ArrayBuffer>;
-    const sT = create(TensorProtoSchema, { name: sName, dims: pDims, dataType: FLOAT, rawData: bytesOf(scales) });
-    const deq: NodeProto[] = [];
-    let zT = create(TensorProtoSchema, { name: zName, dims: pDims, dataType: Q_ONNX[opts.dtype], rawData: zBytes as Uint8Array<ArrayBuffer> });
-    let sTensor = sT;
-    let hasZp = true;
-    if (form === 'dq') {
-      deq.push(create(NodeProtoSchema, {
-        opType: 'DequantizeLinear',
-        name: unique(`${c.name}_DequantizeLinear`),
-        input: [qName, sName, zName],
-        output: [c.name],
-        attribute: channel ? [create(AttributeProtoSchema, { name: 'axis', type: AttributeProto_AttributeType.INT, i: BigInt(axis) })] : [],
-      }));
-    } else {
-      const bDims = channel ? shape.map((d, i) => BigInt(i === axis ? d : 1)) : [];
-      sTensor = create(TensorProtoSchema, { name: sName, dims: bDims, dataType: FLOAT, rawData: bytesOf(scales) });
-      zT = create(TensorProtoSchema, { name: zName, dims: bDims, dataType: FLOAT, rawData: bytesOf(Float32Array.from(zpsArr)) });
-      hasZp = zpsArr.some((z) => z !== 0);
-      const castOut = unique(`${c.name}_cast`);
-      deq.push(create(NodeProtoSchema, {
-        opType: 'Cast', name: unique(`${c.name}_Cast`), input: [qName], output: [castOut],
-        attribute: [create(AttributeProtoSchema, { name: 'to', type: AttributeProto_AttributeType.INT, i: BigInt(FLOAT) })],
-      }));
-      let mulIn = castOut;
-      if (hasZp) {
-        mulIn = unique(`${c.name}_shifted`);
-        deq.push(create(NodeProtoSchema, { opType: 'Sub', name: unique(`${c.name}_Sub`), input: [castOut, zName], output: [mulIn] }));
-      }
-      deq.push(create(NodeProtoSchema, { opType: 'Mul', name: unique(`${c.name}_Mul`), input: [mulIn, sName], output: [c.name] }));
-    }
-    const params3 = hasZp ? [qT, sTensor, zT] : [qT, sTensor];
-    if (c.kind === 'initializer') {
-      replaceInits.set(c.proto, params3);
-      const list = headNodes.get(c.frame.graph) ?? [];
-      list.push(...deq);
-      headNodes.set(c.frame.graph, list);
-      addedInitializers = true;
-    } else {
-      replaceNodes.set(c.constNode!, [...params3.map((t) => constantNode(t, unique(`${t.name}_Constant`))), ...deq]);
-    }
-    const bytesAfter = count + params3.slice(1).reduce((a, t) => a + t.rawData.byteLength, 0);
-    const entry: QuantizedTensor = {
-      name: c.name, op, scope: c.frame.scope, kind: c.kind, form, shape, scheme: channel ? 'per-channel' : 'per-tensor',
-      dtype: opts.dtype, symmetric: opts.symmetric, bytesBefore: count * 4, bytesAfter,
-      maxAbs: err.maxAbs, meanAbs: err.meanAbs, snrDb: err.snrDb, cosine: err.cosine,
-    };
-    if (channel) entry.axis = axis;
-    quantized.push(entry);
+    const codes = qr.codes;
+    quantized.push(recordQuantizedWeight(edits, { scale: qr.scale, zp: qr.zp, sums: qr.sums, fill: (qT) => { qT.rawData = codes as Uint8Array<ArrayBuffer>; } }, {
+      c, op, shape, count, axis: channel ? axis : undefined, form, dtype: opts.dtype, symmetric: opts.symmetric, unique,
+    }));
   }
   if (speculated.size > 0) unsupported('a weight quantized as it passed was not quantized once the whole graph was read');
 
-  const edit = (g: GraphProto): void => {
-    if (g.initializer.some((t) => replaceInits.has(t))) {
-      const removed = new Set(g.initializer.filter((t) => replaceInits.has(t)).map((t) => t.name));
-      g.initializer = g.initializer.flatMap((t) => replaceInits.get(t) ?? [t]);
-      g.input = g.input.filter((v) => !removed.has(v.name));
-    }
-    if (g.node.some((n) => replaceNodes.has(n))) g.node = g.node.flatMap((n) => replaceNodes.get(n) ?? [n]);
-    const head = headNodes.get(g);
-    if (head) g.node = [...head, ...g.node];
-    for (const n of g.node) subgraphs(n).forEach(edit);
-  };
-  if (proto.graph) edit(proto.graph);
-  if (addedInitializers) raiseIr(proto, diagnostics);
+  applyWeightEdits(proto, edits);
+  if (edits.addedInitializers) raiseIr(proto, diagnostics);
   return { model, report: report(), payloads: payloadStats(model) };
 }
 

@@ -34,17 +34,7 @@
  * neither the dequantized tensor nor a JS copy of the weight is ever made. With `spill`, the codes of
  * big weights go to a scratch file as they are made, and memory stays bounded by one tensor.
  */
-import { create } from '@bufbuild/protobuf';
-import {
-  AttributeProtoSchema,
-  AttributeProto_AttributeType,
-  NodeProtoSchema,
-  TensorProtoSchema,
-  type GraphProto,
-  type NodeProto,
-  type TensorProto,
-} from 'onnx-buf';
-import { dtypeInfo } from '../../core/dtype.js';
+import { applyWeightEdits, newWeightEdits, recordQuantizedWeight } from './weight-edits.js';
 import type { Diagnostic } from '../../core/errors.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
@@ -56,8 +46,8 @@ import { errorStatsFromSums } from '../../eval/metrics.js';
 import { withArenaAsync } from '../arena-lock.js';
 import { payloadOut, type PayloadOut, type Spill } from '../spill.js';
 import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
-import { bytesOf, constantNode, raiseIr } from './int4.js';
-import { defaultOpset, findWeightCandidates, subgraphs, uniqueNamer, type WeightCandidate } from '../graph.js';
+import { raiseIr } from './int4.js';
+import { defaultOpset, findWeightCandidates, uniqueNamer, type WeightCandidate } from '../graph.js';
 
 export type WeightQType = 'int8' | 'uint8';
 
@@ -125,7 +115,6 @@ export interface QuantizeWeightsReport {
 
 type Candidate = WeightCandidate;
 
-const Q_ONNX: Record<WeightQType, number> = { int8: dtypeInfo('int8').onnx, uint8: dtypeInfo('uint8').onnx };
 
 function checkOptions(o: QuantizeWeightsOptions): number {
   if (o.dtype !== 'int8' && o.dtype !== 'uint8') {
@@ -192,13 +181,7 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
   // Before the tensor context is made: spilled payloads resolve through the model's resolver chain.
   opts.spill?.attach(model);
   const ctx = modelTensorContext(model);
-  /** graph → DequantizeLinear nodes to put first. */
-  const headNodes = new Map<GraphProto, NodeProto[]>();
-  /** Constant node → nodes that replace it. */
-  const replaceNodes = new Map<NodeProto, NodeProto[]>();
-  /** initializer → tensors that replace it. */
-  const replaceInits = new Map<TensorProto, TensorProto[]>();
-  let addedInitializers = false;
+  const edits = newWeightEdits();
 
   for (const c of candidates) {
     const op = opsOf(c);
@@ -219,86 +202,13 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
     const reader = await payloadReader(c.proto, ctx);
     const qr = await quantizeStreamed(kernels(), reader, shape, count, channel ? axis : undefined, opts, opts.spill);
     if (!qr) { skip('holds NaN or infinite values'); continue; }
-    const { scale, zp } = qr;
-    const err = errorStatsFromSums(qr.sums);
-
-    const qName = unique(`${c.name}_quantized`);
-    const sName = unique(`${c.name}_scale`);
-    const zName = unique(`${c.name}_zero_point`);
-    const pDims = channel ? [BigInt(shape[axis]!)] : [];
-    const scales = typeof scale === 'number' ? Float32Array.of(scale) : scale;
-    const zpsArr = typeof zp === 'number' ? [zp] : Array.from(zp);
-    const zBytes = opts.dtype === 'int8' ? new Uint8Array(Int8Array.from(zpsArr).buffer) : Uint8Array.from(zpsArr);
-    const qT = create(TensorProtoSchema, { name: qName, dims: shape.map((d) => BigInt(d)), dataType: Q_ONNX[opts.dtype] });
-    qr.out.finish(qT);
-    const sT = create(TensorProtoSchema, { name: sName, dims: pDims, dataType: dtypeInfo('float32').onnx, rawData: bytesOf(scales) });
-    const deq: NodeProto[] = [];
-    let zT = create(TensorProtoSchema, { name: zName, dims: pDims, dataType: Q_ONNX[opts.dtype], rawData: zBytes as Uint8Array<ArrayBuffer> });
-    let sTensor = sT;
-    let hasZp = true;
-    if (form === 'dq') {
-      deq.push(create(NodeProtoSchema, {
-        opType: 'DequantizeLinear',
-        name: unique(`${c.name}_DequantizeLinear`),
-        input: [qName, sName, zName],
-        output: [c.name],
-        attribute: channel ? [create(AttributeProtoSchema, { name: 'axis', type: AttributeProto_AttributeType.INT, i: BigInt(axis) })] : [],
-      }));
-    } else {
-      // Scales and zero points shaped to broadcast against the weight: C at `axis`, 1 elsewhere.
-      const bDims = channel ? shape.map((d, i) => BigInt(i === axis ? d : 1)) : [];
-      sTensor = create(TensorProtoSchema, { name: sName, dims: bDims, dataType: dtypeInfo('float32').onnx, rawData: bytesOf(scales) });
-      zT = create(TensorProtoSchema, { name: zName, dims: bDims, dataType: dtypeInfo('float32').onnx, rawData: bytesOf(Float32Array.from(zpsArr)) });
-      hasZp = zpsArr.some((z) => z !== 0);
-      const castOut = unique(`${c.name}_cast`);
-      deq.push(create(NodeProtoSchema, {
-        opType: 'Cast', name: unique(`${c.name}_Cast`), input: [qName], output: [castOut],
-        attribute: [create(AttributeProtoSchema, { name: 'to', type: AttributeProto_AttributeType.INT, i: BigInt(dtypeInfo('float32').onnx) })],
-      }));
-      let mulIn = castOut;
-      if (hasZp) {
-        mulIn = unique(`${c.name}_shifted`);
-        deq.push(create(NodeProtoSchema, { opType: 'Sub', name: unique(`${c.name}_Sub`), input: [castOut, zName], output: [mulIn] }));
-      }
-      deq.push(create(NodeProtoSchema, { opType: 'Mul', name: unique(`${c.name}_Mul`), input: [mulIn, sName], output: [c.name] }));
-    }
-    const params3 = hasZp ? [qT, sTensor, zT] : [qT, sTensor];
-
-    if (c.kind === 'initializer') {
-      replaceInits.set(c.proto, params3);
-      const list = headNodes.get(c.frame.graph) ?? [];
-      list.push(...deq);
-      headNodes.set(c.frame.graph, list);
-      addedInitializers = true;
-    } else {
-      replaceNodes.set(c.constNode!, [...params3.map((t) => constantNode(t, unique(`${t.name}_Constant`))), ...deq]);
-    }
-    // The codes may live in the spill file: count them by element, the small parameters by raw_data.
-    const bytesAfter = count + params3.slice(1).reduce((a, t) => a + t.rawData.byteLength, 0);
-    const entry: QuantizedTensor = {
-      name: c.name, op, scope: c.frame.scope, kind: c.kind, form, shape, scheme: channel ? 'per-channel' : 'per-tensor',
-      dtype: opts.dtype, symmetric: opts.symmetric, bytesBefore: count * 4, bytesAfter,
-      maxAbs: err.maxAbs, meanAbs: err.meanAbs, snrDb: err.snrDb, cosine: err.cosine,
-    };
-    if (channel) entry.axis = axis;
-    quantized.push(entry);
+    quantized.push(recordQuantizedWeight(edits, { scale: qr.scale, zp: qr.zp, sums: qr.sums, fill: (qT) => qr.out.finish(qT) }, {
+      c, op, shape, count, axis: channel ? axis : undefined, form, dtype: opts.dtype, symmetric: opts.symmetric, unique,
+    }));
   }
 
-  // Apply the edits graph by graph.
-  const edit = (g: GraphProto): void => {
-    if (g.initializer.some((t) => replaceInits.has(t))) {
-      const removed = new Set(g.initializer.filter((t) => replaceInits.has(t)).map((t) => t.name));
-      g.initializer = g.initializer.flatMap((t) => replaceInits.get(t) ?? [t]);
-      g.input = g.input.filter((v) => !removed.has(v.name));
-    }
-    if (g.node.some((n) => replaceNodes.has(n))) g.node = g.node.flatMap((n) => replaceNodes.get(n) ?? [n]);
-    const head = headNodes.get(g);
-    if (head) g.node = [...head, ...g.node];
-    for (const n of g.node) subgraphs(n).forEach(edit);
-  };
-  if (proto.graph) edit(proto.graph);
-
-  if (addedInitializers) raiseIr(proto, diagnostics);
+  applyWeightEdits(proto, edits);
+  if (edits.addedInitializers) raiseIr(proto, diagnostics);
   return { model, report: report() };
 }
 
