@@ -13,6 +13,9 @@ import type { ModelProto, ValueInfoProto } from 'onnx-buf';
 import { byteLength, dtypeFromOnnx, dtypeInfo, type DType } from '../core/dtype.js';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
 import { numel, type Tensor } from '../core/tensor.js';
+import { mulberry32 } from '../core/random.js';
+
+export { mulberry32 };
 import { decodeTensorProto, tensorFromProtoSync } from '../formats/onnx/tensor.js';
 import { f32BitsToF16Bits } from '../kernels/reference/cast.js';
 
@@ -96,17 +99,6 @@ export function fmtDims(dims: readonly (number | string | undefined)[]): string 
   return dims.map((d) => (d === undefined ? '?' : String(d))).join(',');
 }
 
-/** Deterministic PRNG (mulberry32): uniform [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function normal(r: () => number): () => number {
   let spare: number | undefined;

@@ -3,17 +3,10 @@
  * cannot be seeded), so a training run and its hard-label baseline see identical data.
  */
 
-/** mulberry32: a small 32-bit generator with good statistical quality for shuffles and inits. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../core/random.js';
+
+/** Uniform [0, 1) from a seed (mulberry32, shared with eval's random inputs). */
+export const seededRandom: (seed: number) => () => number = mulberry32;
 
 /** A permutation of 0..n−1 (Fisher–Yates). */
 export function permutation(n: number, seed: number): Int32Array {

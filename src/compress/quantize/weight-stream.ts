@@ -36,13 +36,13 @@ import { readOnnxLazy, type LazyOnnxModel, type ReadOnnxLazyOptions } from '../.
 import { PAYLOAD_LOCATION, type PayloadContext, type PayloadDecision, type PayloadRef } from '../../formats/onnx/stream/scan.js';
 import type { ScanLimits } from '../../formats/onnx/wire.js';
 import { initKernels, type Kernels } from '../../kernels/loader.js';
-import { chooseQuantParams, chooseQuantParamsAxis, quantizeStatsWindows, type QuantizeParams } from '../../kernels/quantize.js';
+import { quantizeStatsWindows } from '../../kernels/quantize.js';
 import { minMaxAxisWindows, minMaxWindows } from '../../kernels/stats.js';
 import { withArenaAsync } from '../arena-lock.js';
 import { sizeReport, tensorBytes } from '../report.js';
 import { defaultOpset, findWeightCandidates, uniqueNamer, type WeightCandidate } from '../graph.js';
 import { raiseIr } from './int4.js';
-import { quantizeWeights, type QuantizedTensor, type QuantizeWeightsOptions, type QuantizeWeightsReport, type SkippedTensor } from './weight.js';
+import { quantizeWeights, weightParams, type QuantizedTensor, type QuantizeWeightsOptions, type QuantizeWeightsReport, type SkippedTensor } from './weight.js';
 
 export interface QuantizeOnnxSourceOptions extends Omit<QuantizeWeightsOptions, 'spill'> {
   /** Name used in messages (default: the source name). */
@@ -323,20 +323,7 @@ async function quantizeWhole(k: Kernels, read: (offset: number, target: Uint8Arr
     }
     const r = mm.finish();
     if (r.nonFinite > 0) return { floats: k.u8(x, count * 4).slice() };
-    let scale: number | Float32Array;
-    let zp: number | Int32Array;
-    let params: QuantizeParams;
-    if (axis !== undefined && typeof r.min !== 'number') {
-      const p = chooseQuantParamsAxis(r.min, r.max as Float32Array, opts.dtype, opts.symmetric);
-      scale = p.scales;
-      zp = p.zeroPoints;
-      params = { type: opts.dtype, scale, zeroPoint: zp, shape, axis };
-    } else {
-      const p = chooseQuantParams(r.min as number, r.max as number, opts.dtype, opts.symmetric);
-      scale = p.scale;
-      zp = p.zeroPoint;
-      params = { type: opts.dtype, scale, zeroPoint: zp, shape };
-    }
+    const { scale, zp, params } = weightParams(r, axis, shape, opts);
     const qs = quantizeStatsWindows(k, params, count);
     const dst = k.alloc(count);
     qs.add(x, 0, count, dst);

@@ -212,6 +212,20 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
   return { model, report: report() };
 }
 
+/**
+ * Quantization parameters from a weight's min/max (per channel along `axis` when given): the kernel
+ * parameters plus the scale and zero point the graph stores. Shared with the streaming pass.
+ */
+export function weightParams(r: { min: number | Float32Array; max: number | Float32Array }, axis: number | undefined, shape: number[],
+  opts: Pick<QuantizeWeightsOptions, 'dtype' | 'symmetric'>): { scale: number | Float32Array; zp: number | Int32Array; params: QuantizeParams } {
+  if (axis !== undefined && typeof r.min !== 'number') {
+    const p = chooseQuantParamsAxis(r.min, r.max as Float32Array, opts.dtype, opts.symmetric);
+    return { scale: p.scales, zp: p.zeroPoints, params: { type: opts.dtype, scale: p.scales, zeroPoint: p.zeroPoints, shape, axis } };
+  }
+  const p = chooseQuantParams(r.min as number, r.max as number, opts.dtype, opts.symmetric);
+  return { scale: p.scale, zp: p.zeroPoint, params: { type: opts.dtype, scale: p.scale, zeroPoint: p.zeroPoint, shape } };
+}
+
 /** Tensors up to this size are read into the arena once and scanned twice (min/max, then quantize). */
 const WHOLE_TENSOR_BYTES = 256 * 2 ** 20;
 /** Larger tensors are read twice, in windows of this size: memory stays bounded whatever their size. */
@@ -279,20 +293,7 @@ async function quantizeStreamed(k: Kernels, reader: PayloadReader, shape: number
     }
     const r = mm.finish();
     if (r.nonFinite > 0) return undefined;
-    let scale: number | Float32Array;
-    let zp: number | Int32Array;
-    let params: QuantizeParams;
-    if (axis !== undefined && typeof r.min !== 'number') {
-      const p = chooseQuantParamsAxis(r.min, r.max as Float32Array, opts.dtype, opts.symmetric);
-      scale = p.scales;
-      zp = p.zeroPoints;
-      params = { type: opts.dtype, scale, zeroPoint: zp, shape, axis };
-    } else {
-      const p = chooseQuantParams(r.min as number, r.max as number, opts.dtype, opts.symmetric);
-      scale = p.scale;
-      zp = p.zeroPoint;
-      params = { type: opts.dtype, scale, zeroPoint: zp, shape };
-    }
+    const { scale, zp, params } = weightParams(r, axis, shape, opts);
     const qs = quantizeStatsWindows(k, params, count);
     const dst = k.alloc(per);
     const out = await payloadOut(spill, count);
