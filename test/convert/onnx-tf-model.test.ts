@@ -138,8 +138,8 @@ describe('refusals', () => {
   });
 
   it('unsupported variants of supported ops name the node (E_UNSUPPORTED)', async () => {
-    const m = buildModel([N('Pad', ['x', 'p'], ['y'], { mode: 'edge' })], [{ name: 'x', dims: [2, 2] }], [{ name: 'y', dims: [4, 4] }], [tensorOf('p', 'int64', [4], [1, 1, 1, 1])]);
-    await expectError(() => onnxToTf(m.model), 'E_UNSUPPORTED', "Pad mode 'edge'", "op 'Pad 'Pad_y''");
+    const m = buildModel([N('Resize', ['x', '', 's'], ['y'], { mode: 'cubic' })], [{ name: 'x', dims: [1, 1, 2, 2] }], [{ name: 'y', dims: [1, 1, 4, 4] }], [tensorOf('s', 'float32', [4], [1, 1, 2, 2])], 13);
+    await expectError(() => onnxToTf(m.model), 'E_UNSUPPORTED', "Resize mode 'cubic'", "op 'Resize 'Resize_y''");
   });
 
   it('refuses dangling inputs and impossible attributes (E_MALFORMED)', async () => {

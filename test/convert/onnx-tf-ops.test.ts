@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../../src/core/tensor.js';
 import { tensorToProto } from '../../src/formats/onnx/tensor.js';
 import type { OnnxToTfResult } from '../../src/convert/onnx-tf/index.js';
+import { onnxToTf } from '../../src/convert/onnx-tf/index.js';
 import { buildModel, compare, onnxNode as N, rand, tensorOf, type IoSpec } from './onnx-tf-helpers.js';
 
 interface Case {
@@ -24,6 +25,9 @@ interface Case {
 const f = (name: string, dims: number[]): IoSpec => ({ name, dims });
 const i64 = (name: string, vals: number[], shape = [vals.length]): Tensor => tensorOf(name, 'int64', shape, vals);
 const f32 = (name: string, vals: number[], shape = [vals.length]): Tensor => tensorOf(name, 'float32', shape, vals);
+/** An int64 graph input with fixed values (a run-time parameter). */
+const ri64g = (name: string, vals: number[], shape: number[]): IoSpec & { data: Tensor } => ({ name, dims: shape, dtype: 'int64', data: i64(name, vals, shape) });
+const ri64 = (name: string, vals: number[]): IoSpec & { data: Tensor } => ({ name, dims: [vals.length], dtype: 'int64', data: i64(name, vals) });
 
 const X4 = f('x', [2, 4, 7, 9]);
 const CASES: Case[] = [
@@ -121,6 +125,62 @@ const CASES: Case[] = [
         // uint8 weights: onnxruntime's u8·s8 kernel saturates pairwise sums to int16 on CPUs without VNNI (it
     // reported 6613 where the exact answer, and TF's, is 3015), so it is no oracle for int8 weights.
     inits: [rand('b', [5, 4], 62, 'uint8', 0, 255), tensorOf('az', 'uint8', [], [120]), tensorOf('bz', 'uint8', [], [131])] },
+  // ---- run-time parameters (graph inputs, not constants): built with TF ops in the graph
+  { name: 'Slice with run-time starts/ends/axes/steps (negative axis and step)', nodes: [N('Slice', ['x', 'st', 'en', 'ax', 'sd'], ['y']), N('Slice', ['x', 'st', 'en'], ['z'])],
+    inputs: [f('x', [5, 6, 7]), ri64('st', [1, -1]), ri64('en', [4, -100]), ri64('ax', [0, -1]), ri64('sd', [2, -2])], outputs: [f('y', [2, 6, 4]), f('z', [3, 0, 7])] },
+  { name: 'Slice with constant bounds that select nothing', nodes: [N('Slice', ['x', 'st', 'en', 'ax'], ['y'])], inputs: [f('x', [4, 6])], outputs: [f('y', [4, 0])],
+    inits: [i64('st', [5]), i64('en', [2]), i64('ax', [1])] },
+  { name: 'Pad with run-time pads: constant, reflect, edge; Pad-18 axes', nodes: [
+    N('Pad', ['x', 'p', 'v'], ['c']), N('Pad', ['x', 'p'], ['r'], { mode: 'reflect' }), N('Pad', ['x', 'p'], ['e'], { mode: 'edge' }), N('Pad', ['x', 'p2', '', 'ax'], ['a'], { mode: 'edge' })],
+    inputs: [f('x', [2, 3, 4]), ri64('p', [1, 0, 2, 0, 2, 1]), ri64('p2', [2, 1, 0, 3])], outputs: [f('c', [3, 5, 7]), f('r', [3, 5, 7]), f('e', [3, 5, 7]), f('a', [2, 6, 8])],
+    inits: [f32('v', [1.5], []), i64('ax', [-1, 1])], opset: 18 },
+  { name: 'Pad edge / wrap with constant pads', nodes: [N('Pad', ['x', 'p'], ['e'], { mode: 'edge' }), N('Pad', ['x', 'p'], ['w'], { mode: 'wrap' })], inputs: [f('x', [1, 3, 4, 5])],
+    outputs: [f('e', [1, 3, 7, 8]), f('w', [1, 3, 7, 8])], inits: [i64('p', [0, 0, 1, 2, 0, 0, 2, 1])], opset: 19 },
+  { name: 'Pad wrap with run-time pads', nodes: [N('Pad', ['x', 'p'], ['w'], { mode: 'wrap' })], inputs: [f('x', [2, 3, 4]), ri64('p', [0, 2, 1, 0, 1, 3])], outputs: [f('w', [2, 6, 8])], opset: 19 },
+  { name: 'Expand to a run-time shape (both-way broadcast)', nodes: [N('Expand', ['x', 'shp'], ['e'])], inputs: [f('x', [3, 1]), ri64('shp', [2, 1, 4])], outputs: [f('e', [2, 3, 4])] },
+  { name: 'Reshape to a run-time shape of unknown length, with a copied dim', nodes: [N('Reshape', ['x', 'shp'], ['y'])],
+    inputs: [f('x', [2, 3, 4]), { name: 'shp', dims: ['n'], dtype: 'int64', data: i64('shp', [0, -1]) }], outputs: [{ name: 'y', dims: ['a', 'b'] }] },
+  { name: 'OneHot with run-time depth and negative indices', nodes: [N('OneHot', ['i', 'd', 'v'], ['y'], { axis: 1 })],
+    inputs: [ri64('i', [0, -7, -8, 3]), { name: 'd', dims: [], data: f32('d', [10], []) }, { name: 'v', dims: [2], data: f32('v', [1, 3]) }], outputs: [f('y', [4, 10])], opset: 11 },
+  { name: 'Trilu with run-time k (upper and lower)', nodes: [N('Trilu', ['x', 'k'], ['u']), N('Trilu', ['x', 'k'], ['l'], { upper: 0 })],
+    inputs: [f('x', [2, 4, 5]), { name: 'k', dims: [], dtype: 'int64', data: i64('k', [-1], []) }], outputs: [f('u', [2, 4, 5]), f('l', [2, 4, 5])], opset: 14 },
+  { name: 'SpaceToDepth (reshape/transpose: TF.js has no kernel)', nodes: [N('SpaceToDepth', ['x'], ['y'], { blocksize: 2 })], inputs: [f('x', [2, 3, 4, 6])], outputs: [f('y', [2, 12, 2, 3])] },
+  { name: 'ConvTranspose with a run-time weight (1-D and 2-D)', nodes: [N('ConvTranspose', ['x1', 'w1'], ['y1']), N('ConvTranspose', ['x2', 'w2'], ['y2'], { strides: [2, 2], pads: [1, 0, 0, 1] })],
+    inputs: [f('x1', [1, 2, 5]), f('w1', [2, 3, 3]), f('x2', [1, 2, 4, 5]), f('w2', [2, 3, 3, 2])], outputs: [f('y1', [1, 3, 7]), f('y2', [1, 3, 8, 10])] },
+  { name: 'Resize with run-time scales: linear half_pixel down/up, nearest modes, pytorch_half_pixel', nodes: [
+    N('Resize', ['x', '', 'down'], ['ld'], { mode: 'linear' }), N('Resize', ['x', '', 'up'], ['lu'], { mode: 'linear' }),
+    N('Resize', ['x', '', 'up'], ['nf'], { mode: 'nearest' }), N('Resize', ['x', '', 'up'], ['nc'], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'ceil' }),
+    N('Resize', ['x', '', 'down'], ['pt'], { mode: 'linear', coordinate_transformation_mode: 'pytorch_half_pixel' })],
+    inputs: [f('x', [1, 2, 4, 5]), { name: 'down', dims: [4], data: f32('down', [1, 1, 0.6, 0.3]) }, { name: 'up', dims: [4], data: f32('up', [1, 1, 1.7, 2.5]) }],
+    outputs: [f('ld', [1, 2, 2, 1]), f('lu', [1, 2, 6, 12]), f('nf', [1, 2, 6, 12]), f('nc', [1, 2, 6, 12]), f('pt', [1, 2, 2, 1])], opset: 19 },
+  { name: 'Resize with run-time sizes (align_corners linear) and Upsample with run-time scales', nodes: [
+    N('Resize', ['x', '', '', 'sz'], ['a'], { mode: 'linear', coordinate_transformation_mode: 'align_corners' }), N('Resize', ['x', '', '', 'sz'], ['n'], { mode: 'nearest', nearest_mode: 'round_prefer_ceil' })],
+    inputs: [f('x', [1, 2, 3, 4]), ri64('sz', [1, 2, 5, 7])], outputs: [f('a', [1, 2, 5, 7]), f('n', [1, 2, 5, 7])], opset: 13 },
+  { name: 'Resize with constant scales no TF kernel reproduces (non-whole products, half_pixel nearest, 5-D)', nodes: [
+    N('Resize', ['x', '', 'down'], ['ld'], { mode: 'linear' }), N('Resize', ['x', '', 'up'], ['nh'], { mode: 'nearest' }),
+    N('Resize', ['x', '', 'two'], ['nf'], { mode: 'nearest', nearest_mode: 'floor' }), N('Resize', ['x5', '', 'five'], ['l5'], { mode: 'linear' })],
+    inputs: [f('x', [1, 2, 4, 5]), f('x5', [1, 2, 3, 4, 5])], outputs: [f('ld', [1, 2, 2, 1]), f('nh', [1, 2, 6, 12]), f('nf', [1, 2, 8, 10]), f('l5', [1, 2, 6, 4, 2])],
+    inits: [f32('down', [1, 1, 0.6, 0.3]), f32('up', [1, 1, 1.7, 2.5]), f32('two', [1, 1, 2, 2]), f32('five', [1, 1, 2, 1, 0.5])], opset: 13 },
+  { name: 'Resize opset 10 nearest (floor up, ceil down), constant and run-time scales', nodes: [N('Resize', ['x', 'down'], ['d']), N('Resize', ['x', 'up'], ['u']), N('Resize', ['x', 'rs'], ['r'])],
+    inputs: [f('x', [1, 2, 5, 6]), { name: 'rs', dims: [4], data: f32('rs', [1, 1, 0.6, 1.5]) }], outputs: [f('d', [1, 2, 3, 2]), f('u', [1, 2, 10, 9]), f('r', [1, 2, 3, 9])], inits: [f32('down', [1, 1, 0.6, 0.4]), f32('up', [1, 1, 2, 1.5])], opset: 10 },
+  { name: 'Upsample opset 9, run-time scales', nodes: [N('Upsample', ['x', 'sc'], ['y'])], inputs: [f('x', [1, 2, 3, 4]), { name: 'sc', dims: [4], data: f32('sc', [1, 1, 2, 3]) }], outputs: [f('y', [1, 2, 6, 12])], opset: 9 },
+  // x feeds both: TF.js's TensorScatterUpdate would otherwise overwrite it before GatherND reads it.
+  { name: 'GatherND / ScatterND with negative indices, sharing their data input', nodes: [N('ScatterND', ['x', 'si', 'u'], ['s']), N('GatherND', ['x', 'gi'], ['g']), N('Neg', ['x'], ['n'])],
+    inputs: [f('x', [4, 3, 5]), ri64g('gi', [0, -1, -4, 2, 3, 0], [3, 2]), ri64g('si', [-1, 1], [2, 1]), f('u', [2, 3, 5])], outputs: [f('g', [3, 5]), f('s', [4, 3, 5]), f('n', [4, 3, 5])], opset: 18 },
+  // CumProd and Swish (opsets 26 and 24) are newer than this onnxruntime: the corpus node tests cover them.
+  { name: 'TopK (largest on axis 0, smallest on the last, run-time k)', nodes: [N('TopK', ['x', 'k'], ['tv', 'ti'], { axis: 0 }), N('TopK', ['x', 'k'], ['sv', 'si'], { largest: 0 })],
+    inputs: [f('x', [4, 5]), ri64('k', [3])], outputs: [f('tv', [3, 5]), { name: 'ti', dims: [3, 5], dtype: 'int64' }, f('sv', [4, 3]), { name: 'si', dims: [4, 3], dtype: 'int64' }] },
+  { name: 'GatherElements / ScatterElements on axis 1 with negative indices', nodes: [N('GatherElements', ['x', 'gi'], ['g'], { axis: 1 }), N('ScatterElements', ['x', 'si', 'u'], ['s'], { axis: -1 })],
+    inputs: [f('x', [3, 4]), ri64g('gi', [0, -1, 3, 1, 2, -4], [3, 2]), ri64g('si', [1, -1, 0, 2], [2, 2]), f('u', [2, 2])], outputs: [f('g', [3, 2]), f('s', [3, 4])], opset: 18 },
+  { name: 'GroupNormalization (opset 18: per-group scale)', nodes: [N('GroupNormalization', ['x', 's', 'b'], ['y'], { num_groups: 2, epsilon: { f: 1e-3 } })],
+    inputs: [f('x', [2, 4, 3, 5])], outputs: [f('y', [2, 4, 3, 5])], inits: [rand('s', [2], 71), rand('b', [2], 72)], opset: 18 },
+  { name: 'GroupNormalization (opset 21: per-channel scale)', nodes: [N('GroupNormalization', ['x', 's', 'b'], ['y'], { num_groups: 3 })],
+    inputs: [f('x', [2, 6, 4])], outputs: [f('y', [2, 6, 4])], inits: [rand('s', [6], 73), rand('b', [6], 74)], opset: 21 },
+  { name: 'Compress along an axis (short condition) and of the flattened input', nodes: [N('Compress', ['x', 'c'], ['a'], { axis: 1 }), N('Compress', ['x', 'd'], ['f'])],
+    inputs: [f('x', [3, 4]), { name: 'c', dims: [3], dtype: 'bool', data: tensorOf('c', 'bool', [3], [1, 0, 1]) }, { name: 'd', dims: [12], dtype: 'bool', data: tensorOf('d', 'bool', [12], [0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1]) }],
+    outputs: [{ name: 'a', dims: [3, 'k'] }, { name: 'f', dims: ['m'] }], opset: 11 },
+  { name: 'zero-size input dim (TF.js misreads a 0 in a Placeholder shape)', nodes: [N('ReduceSum', ['x', 'ax'], ['s']), N('Abs', ['x'], ['a'])],
+    inputs: [{ name: 'x', dims: [2, 0, 4], data: f32('x', [], [2, 0, 4]) }], outputs: [f('s', [2, 1, 4]), f('a', [2, 0, 4])], inits: [i64('ax', [1])], opset: 13 },
 ];
 
 describe('onnx → tf op families match onnxruntime in TF.js', () => {
@@ -137,4 +197,52 @@ describe('onnx → tf op families match onnxruntime in TF.js', () => {
       c.check?.(res);
     });
   }
+});
+
+describe('forms TF.js cannot execute are refused up front (E_UNSUPPORTED, "unsupported form")', () => {
+  it('Cast to bfloat16: TF.js has no bfloat16 kernels', async () => {
+    const m = buildModel([N('Cast', ['x'], ['y'], { to: 16 })], [f('x', [2])], [{ name: 'y', dims: [2], dtype: 'bfloat16' }]);
+    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringMatching(/unsupported form: Cast float32 → bfloat16: TF\.js has no bfloat16 kernels.*op 'Cast '/) });
+  });
+
+  it('Cast to a type TensorFlow has no dtype for', async () => {
+    const m = buildModel([N('Cast', ['x'], ['y'], { to: 18 })], [f('x', [2])], [{ name: 'y', dims: [2], dtype: 'float8e4m3fnuz' }]);
+    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('TensorFlow has no dtype for float8e4m3fnuz') });
+  });
+
+  it('a graph input TF.js cannot hold (int4)', async () => {
+    const m = buildModel([N('Identity', ['x'], ['y'])], [{ name: 'x', dims: [4], dtype: 'int4' }], [{ name: 'y', dims: [4], dtype: 'int4' }]);
+    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', tensor: 'x', message: expect.stringContaining("unsupported form: graph input 'x' is int4") });
+  });
+
+  it('run-time Resize with a coordinate mode it cannot reproduce is refused as unsupported, not approximated', async () => {
+    const m = buildModel([N('Resize', ['x', '', 'sc'], ['y'], { mode: 'linear', coordinate_transformation_mode: 'tf_crop_and_resize' })], [f('x', [1, 1, 2, 2]), f('sc', [4])], [f('y', [1, 1, 4, 4])], [], 13);
+    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining("coordinate_transformation_mode 'tf_crop_and_resize'") });
+  });
+});
+
+describe('refusals of the run-time and index forms name the node', () => {
+  const refuse = async (nodes: ReturnType<typeof N>[], inputs: IoSpec[], outputs: IoSpec[], code: string, text: string, inits: Tensor[] = [], opset = 18): Promise<void> => {
+    const m = buildModel(nodes, inputs, outputs, inits, opset);
+    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code, message: expect.stringContaining(text) });
+  };
+  const x = f('x', [4, 6]);
+  it('E_MALFORMED: Slice starts longer than the rank, SpaceToDepth block not dividing H/W, TopK axis out of range, unknown Pad mode', async () => {
+    await refuse([N('Slice', ['x', 'st', 'en'], ['y'])], [x, { name: 'st', dims: [3], dtype: 'int64' }, { name: 'en', dims: [3], dtype: 'int64' }], [f('y', [4, 6])], 'E_MALFORMED', 'Slice starts has 3 entries for rank 2');
+    await refuse([N('SpaceToDepth', ['x'], ['y'], { blocksize: 4 })], [f('x', [1, 1, 4, 6])], [f('y', [1, 16, 1, 1])], 'E_MALFORMED', 'blocksize 4 does not divide');
+    await refuse([N('TopK', ['x', 'k'], ['v', 'i'], { axis: 2 })], [x], [f('v', [4, 1]), { name: 'i', dims: [4, 1], dtype: 'int64' }], 'E_MALFORMED', 'TopK axis 2 for rank 2', [i64('k', [1])]);
+    await refuse([N('Pad', ['x', 'p'], ['y'], { mode: 'mirror' })], [x, { name: 'p', dims: [4], dtype: 'int64' }], [f('y', [4, 6])], 'E_MALFORMED', "Pad mode 'mirror'");
+    await refuse([N('Pad', ['x', 'p'], ['y'])], [x, { name: 'p', dims: [6], dtype: 'int64' }], [f('y', [4, 6])], 'E_MALFORMED', 'pads has 6 values for 2 axes');
+    await refuse([N('GroupNormalization', ['x4', 's', 'b'], ['y'], { num_groups: 3 })], [f('x4', [1, 4, 2, 2])], [f('y', [1, 4, 2, 2])], 'E_MALFORMED', 'num_groups 3 does not divide 4 channels', [rand('s', [4], 1), rand('b', [4], 2)], 21);
+    await refuse([N('Compress', ['x', 'c'], ['y'])], [x, { name: 'c', dims: [4], dtype: 'int64' }], [f('y', [4])], 'E_MALFORMED', 'Compress condition is int64');
+    await refuse([N('GatherElements', ['x', 'i'], ['y'])], [x, { name: 'i', dims: [2, 2], dtype: 'float32' }], [f('y', [2, 2])], 'E_MALFORMED', 'GatherElements indices are float32');
+  });
+  it('E_UNSUPPORTED: run-time Pad axes, GatherND batch_dims, ScatterND reductions, antialiased Resize, cubic Resize with run-time scales', async () => {
+    await refuse([N('Pad', ['x', 'p', '', 'ax'], ['y'])], [x, { name: 'p', dims: [2], dtype: 'int64' }, { name: 'ax', dims: [1], dtype: 'int64' }], [f('y', [4, 6])], 'E_UNSUPPORTED', 'Pad axes computed at run time');
+    await refuse([N('GatherElements', ['x', 'i'], ['y'])], [x, { name: 'i', dims: ['n', 2], dtype: 'int64' }], [f('y', [2, 2])], 'E_UNSUPPORTED', 'GatherElements needs indices of static shape');
+    await refuse([N('GatherND', ['x', 'i'], ['y'], { batch_dims: 1 })], [x, { name: 'i', dims: [4, 1], dtype: 'int64' }], [f('y', [4])], 'E_UNSUPPORTED', 'GatherND batch_dims');
+    await refuse([N('ScatterND', ['x', 'i', 'u'], ['y'], { reduction: 'mul' })], [x, { name: 'i', dims: [1, 1], dtype: 'int64' }, f('u', [1, 6])], [f('y', [4, 6])], 'E_UNSUPPORTED', "ScatterND reduction 'mul'");
+    await refuse([N('Resize', ['x4', '', 'sc'], ['y'], { mode: 'linear', antialias: 1 })], [f('x4', [1, 1, 4, 4])], [f('y', [1, 1, 2, 2])], 'E_UNSUPPORTED', 'Resize antialias', [f32('sc', [1, 1, 0.5, 0.5])]);
+    await refuse([N('Resize', ['x4', '', 'sc'], ['y'], { mode: 'cubic' })], [f('x4', [1, 1, 4, 4]), f('sc', [4])], [f('y', [1, 1, 8, 8])], 'E_UNSUPPORTED', "Resize mode 'cubic' with run-time scales");
+  });
 });

@@ -24,6 +24,9 @@ export interface Val {
   value?: Tensor;
 }
 
+/** Prefix of the messages of `Cx.refuse` (and of dtype refusals at the graph boundary). */
+export const REFUSED_FORM = 'unsupported form';
+
 const NODE_NAME = /^[A-Za-z0-9.][A-Za-z0-9_.\-/>]*$/;
 /** Weights at most this many elements stay graph Consts even in variables mode (axes, scalars, shapes). */
 const SMALL_CONST = 16;
@@ -90,6 +93,15 @@ export class Cx {
 
   unsupported(message: string): never {
     return this.fail(ErrorCodes.UNSUPPORTED, message);
+  }
+
+  /**
+   * Refuse a form whose correct TF graph TF.js (our reference executor) cannot run: a known
+   * executor limitation, not a converter gap. The message starts with REFUSED_FORM so benches can
+   * count these apart from failures.
+   */
+  refuse(reason: string): never {
+    return this.fail(ErrorCodes.UNSUPPORTED, `${REFUSED_FORM}: ${reason}`);
   }
 
   // ---- inputs and outputs ----------------------------------------------------------------------

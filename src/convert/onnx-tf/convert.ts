@@ -13,10 +13,11 @@ import { GraphDefSchema, type GraphDef } from '../../formats/savedmodel/gen/tens
 import { VersionDefSchema } from '../../formats/savedmodel/gen/tensorflow/types_pb.js';
 import { DEFAULT_PRODUCER, writeSavedModel, type SignatureSpec, type SinkFactory } from '../../formats/savedmodel/write.js';
 import type { LazyTensor } from '../../formats/weights.js';
-import { Cx, onnxDtype, sanitizeName } from './context.js';
+import { Cx, onnxDtype, REFUSED_FORM, sanitizeName } from './context.js';
 import { handlerFor } from './handlers/index.js';
 import { cancelTransposes } from './layout.js';
 import type { OnnxToTfReport } from './report.js';
+import { dtypeGap } from './tfjs-limits.js';
 import { a } from './tf-attr.js';
 
 export interface OnnxToTfOptions {
@@ -97,11 +98,16 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
     const tt = vi.type?.value;
     if (tt?.case !== 'tensorType') throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `graph input '${vi.name}' is not a tensor (sequence/map/optional inputs)`, { format: 'onnx', path, tensor: vi.name });
     const dtype = onnxDtype(tt.value.elemType, { path, tensor: vi.name });
+    const gap = dtypeGap(dtype, false);
+    if (gap) throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `${REFUSED_FORM}: graph input '${vi.name}' is ${dtype} (${gap})`, { format: 'onnx', path, tensor: vi.name });
     const shape = valueShape(vi, path);
     const nhwc = opts.nhwcIo === true && shape?.length === 4;
     const phShape = nhwc ? [shape[0]!, shape[2]!, shape[3]!, shape[1]!] : shape;
     const name = inNames[k]!;
-    cx.nodes.push(tfNode(name, 'Placeholder', [], { dtype: a.dt(dtype), shape: a.shape(phShape) }));
+    // A 0 dim is declared unknown on the Placeholder: TF.js reads a zero-size dim of a graph's
+    // Placeholder shape as NaN and then rejects every feed (the signature keeps the 0).
+    const declared = phShape?.map((d) => (d === 0 ? -1 : d)) ?? null;
+    cx.nodes.push(tfNode(name, 'Placeholder', [], { dtype: a.dt(dtype), shape: a.shape(declared) }));
     let ref = name;
     if (nhwc) {
       cx.begin(create(NodeProtoSchema, { name: vi.name, opType: 'input' }), k);

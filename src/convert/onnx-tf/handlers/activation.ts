@@ -130,6 +130,14 @@ function softmax(tfOp: 'Softmax' | 'LogSoftmax') {
 register('Softmax', softmax('Softmax'));
 register('LogSoftmax', softmax('LogSoftmax'));
 
+register('Swish', (cx) => {
+  const x = cx.in(0);
+  const T = { T: a.dt(x.dtype) };
+  const alpha = cx.float('alpha', 1);
+  const ax = alpha === 1 ? cx.ref(x) : cx.add('Mul', [cx.ref(x), cx.scalar(x.dtype, alpha)], T);
+  unaryOut(cx, cx.add('Mul', [cx.ref(x), cx.add('Sigmoid', [ax], T)], T));
+});
+
 register('Softsign', (cx) => {
   const x = cx.in(0);
   const T = { T: a.dt(x.dtype) };

@@ -4,6 +4,7 @@ import { ErrorCodes } from '../../../core/errors.js';
 import type { Tensor } from '../../../core/tensor.js';
 import { onnxDtype } from '../context.js';
 import { register } from '../registry.js';
+import { dtypeGap } from '../tfjs-limits.js';
 import { a } from '../tf-attr.js';
 import { MAX_FOLD_ELEMENTS, numbersTensor, tensorNumbers } from '../values.js';
 
@@ -53,5 +54,8 @@ register(['Cast', 'CastLike'], (cx) => {
     return;
   }
   if (to === x.dtype) return cx.out(0, x);
+  // Casting from bfloat16 works (TF.js holds it as float32); casting to it needs a bfloat16 kernel.
+  const gap = dtypeGap(x.dtype, false) ?? dtypeGap(to, true);
+  if (gap) return cx.refuse(`Cast ${x.dtype} → ${to}: ${gap}`);
   cx.outRef(0, cx.add('Cast', [cx.ref(x)], { SrcT: a.dt(x.dtype), DstT: a.dt(to), Truncate: a.b(false) }), to, x.shape);
 });

@@ -106,7 +106,8 @@ register('ConvTranspose', (cx) => {
   const w = cx.in(1);
   const b = cx.opt(2);
   const wshape = w.shape;
-  if (!w.value || !wshape) return cx.unsupported('ConvTranspose needs a constant weight');
+  // A computed weight is fine (hwioRef re-lays it out in the graph); its shape must be static.
+  if (!wshape || wshape.length < 3 || wshape.some((d) => d < 0)) return cx.unsupported('ConvTranspose weight needs a static shape');
   const s = enterNhwc(cx, x);
   if (cx.int('group', 1) !== 1) return cx.unsupported('grouped ConvTranspose');
   if (s.h < 0 || s.w < 0) return cx.unsupported('ConvTranspose needs static spatial dims');

@@ -3,6 +3,7 @@ import './activation.js';
 import './const.js';
 import './conv.js';
 import './elementwise.js';
+import './indexing.js';
 import './matmul.js';
 import './misc.js';
 import './norm.js';

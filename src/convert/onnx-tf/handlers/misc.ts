@@ -1,5 +1,5 @@
 /**
- * Less common ops with direct TF counterparts or short composites: CumSum, Range, EyeLike, OneHot,
+ * Less common ops with direct TF counterparts or short composites: CumSum/CumProd, Range, EyeLike, OneHot,
  * Hardmax, Trilu, NonZero, Einsum, DepthToSpace/SpaceToDepth, LRN, and the normalisations built from
  * reductions (LpNormalization, MeanVarianceNormalization, RMSNormalization).
  */
@@ -13,16 +13,18 @@ import { enterNhwc, leaveNhwc } from './spatial.js';
 /** Largest conversion-time mask (EyeLike, Trilu) built as a Const: 16 Mi elements. */
 const MAX_MASK = 1 << 24;
 
-register('CumSum', (cx) => {
-  const x = cx.in(0);
-  const ax = cx.in(1);
-  // A run-time axis is passed through as TF's axis tensor (a scalar; ONNX allows shape [1] too).
-  const axisRef = ax.value ? cx.i32([cx.constNums(ax, 'CumSum axis')[0] ?? 0], []) : cx.add('Reshape', [cx.ref(ax), cx.i32([], [0])], { T: a.dt(ax.dtype), Tshape: a.dt('int32') });
-  const y = cx.add('Cumsum', [cx.ref(x), axisRef], {
-    T: a.dt(x.dtype), Tidx: a.dt(ax.value ? 'int32' : ax.dtype), exclusive: a.b(cx.int('exclusive', 0) === 1), reverse: a.b(cx.int('reverse', 0) === 1),
+for (const [onnxOp, tfOp] of [['CumSum', 'Cumsum'], ['CumProd', 'Cumprod']] as const) {
+  register(onnxOp, (cx) => {
+    const x = cx.in(0);
+    const ax = cx.in(1);
+    // A run-time axis is passed through as TF's axis tensor (a scalar; ONNX allows shape [1] too).
+    const axisRef = ax.value ? cx.i32([cx.constNums(ax, `${onnxOp} axis`)[0] ?? 0], []) : cx.add('Reshape', [cx.ref(ax), cx.i32([], [0])], { T: a.dt(ax.dtype), Tshape: a.dt('int32') });
+    const y = cx.add(tfOp, [cx.ref(x), axisRef], {
+      T: a.dt(x.dtype), Tidx: a.dt(ax.value ? 'int32' : ax.dtype), exclusive: a.b(cx.int('exclusive', 0) === 1), reverse: a.b(cx.int('reverse', 0) === 1),
+    });
+    cx.outRef(0, y, x.dtype, x.shape);
   });
-  cx.outRef(0, y, x.dtype, x.shape);
-});
+}
 
 register('Range', (cx) => {
   const [s, l, d] = [0, 1, 2].map((i) => cx.in(i));
@@ -53,21 +55,26 @@ register('EyeLike', (cx) => {
 
 register('OneHot', (cx) => {
   const idx = cx.in(0);
-  const depth = cx.constNums(cx.in(1), 'OneHot depth')[0]!;
+  const dv = cx.in(1);
+  const depth = dv.value ? cx.constNums(dv, 'OneHot depth')[0]! : -1;
   const vals = cx.in(2);
   const r = cx.rank(idx);
   const axis = normAxis(cx.int('axis', -1), r + 1);
   const I = { T: a.dt(idx.dtype) };
   // Negative indices count from the end in ONNX.
   const neg = cx.add('Cast', [cx.add('Less', [cx.ref(idx), cx.scalar(idx.dtype, 0)], I)], { SrcT: a.dt('bool'), DstT: a.dt(idx.dtype), Truncate: a.b(false) });
-  let i = cx.add('AddV2', [cx.ref(idx), cx.add('Mul', [neg, cx.scalar(idx.dtype, depth)], I)], I);
+  // A run-time depth (any numeric type, scalar or [1]) becomes TF's int32 scalar depth.
+  const depthCast = (): string => (dv.dtype === 'int32' ? cx.ref(dv) : cx.add('Cast', [cx.ref(dv)], { SrcT: a.dt(dv.dtype), DstT: a.dt('int32'), Truncate: a.b(false) }));
+  const depthI32 = depth >= 0 ? cx.i32([depth], []) : cx.add('Reshape', [depthCast(), cx.i32([], [0])], { T: a.dt('int32'), Tshape: a.dt('int32') });
+  const depthIdx = depth >= 0 ? cx.scalar(idx.dtype, depth) : idx.dtype === 'int32' ? depthI32 : cx.add('Cast', [depthI32], { SrcT: a.dt('int32'), DstT: a.dt(idx.dtype), Truncate: a.b(false) });
+  let i = cx.add('AddV2', [cx.ref(idx), cx.add('Mul', [neg, depthIdx], I)], I);
   if (idx.dtype !== 'int32' && idx.dtype !== 'int64') i = cx.add('Cast', [i], { SrcT: a.dt(idx.dtype), DstT: a.dt('int64'), Truncate: a.b(false) });
   const V = { T: a.dt(vals.dtype) };
   const off = cx.add('GatherV2', [cx.ref(vals), cx.i32([0], []), cx.i32([0], [])], { batch_dims: a.i(0), Tparams: a.dt(vals.dtype), Tindices: a.dt('int32'), Taxis: a.dt('int32') });
   const on = cx.add('GatherV2', [cx.ref(vals), cx.i32([1], []), cx.i32([0], [])], { batch_dims: a.i(0), Tparams: a.dt(vals.dtype), Tindices: a.dt('int32'), Taxis: a.dt('int32') });
-  const y = cx.add('OneHot', [i, cx.i32([depth], []), on, off], { ...V, TI: a.dt(idx.dtype === 'int32' ? 'int32' : 'int64'), axis: a.i(axis) });
+  const y = cx.add('OneHot', [i, depthI32, on, off], { ...V, TI: a.dt(idx.dtype === 'int32' ? 'int32' : 'int64'), axis: a.i(axis) });
   const shape = [...idx.shape!];
-  shape.splice(axis, 0, depth);
+  shape.splice(axis, 0, depth >= 0 ? depth : -1);
   cx.outRef(0, y, vals.dtype, shape);
 });
 
@@ -88,13 +95,27 @@ register('Trilu', (cx) => {
   const s = x.shape;
   if (!s || s.length < 2 || s.slice(-2).some((d) => d < 0)) return cx.unsupported('Trilu needs static last two dims');
   const kv = cx.opt(1);
-  const k = kv ? cx.constNums(kv, 'Trilu k')[0]! : 0;
   const upper = cx.int('upper', 1) === 1;
   const [h, w] = [s[s.length - 2]!, s[s.length - 1]!];
   if (h * w > MAX_MASK) return cx.unsupported(`Trilu mask of ${h}×${w} elements`);
-  const m: number[] = [];
-  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) m.push(upper ? Number(j - i >= k) : Number(j - i <= k));
-  const mask = cx.constNode(numbersTensor('', 'bool', [h, w], m));
+  let mask: string;
+  if (!kv || kv.value) {
+    const k = kv ? cx.constNums(kv, 'Trilu k')[0]! : 0;
+    const m: number[] = [];
+    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) m.push(upper ? Number(j - i >= k) : Number(j - i <= k));
+    mask = cx.constNode(numbersTensor('', 'bool', [h, w], m));
+  } else {
+    // Run-time k: the diagonal offsets j − i come from two Ranges (no [h, w] constant), compared with k.
+    const I = { T: a.dt('int32') };
+    const range = (n: number, shape: number[]): string => cx.add('Reshape', [cx.add('Range', [cx.scalar('int32', 0), cx.scalar('int32', n), cx.scalar('int32', 1)], { Tidx: a.dt('int32') }), cx.i32(shape)], { ...I, Tshape: a.dt('int32') });
+    const diag = cx.add('Sub', [range(w, [1, w]), range(h, [h, 1])], I);
+    // k beyond ±(h + w) selects all or nothing; clamping first keeps an int64 k from wrapping in int32.
+    const K = { T: a.dt(kv.dtype) };
+    const kClamped = cx.add('Minimum', [cx.add('Maximum', [cx.ref(kv), cx.scalar(kv.dtype, -(h + w))], K), cx.scalar(kv.dtype, h + w)], K);
+    const kI = kv.dtype === 'int32' ? kClamped : cx.add('Cast', [kClamped], { SrcT: a.dt(kv.dtype), DstT: a.dt('int32'), Truncate: a.b(false) });
+    const kRef = cx.add('Reshape', [kI, cx.i32([], [0])], { ...I, Tshape: a.dt('int32') });
+    mask = cx.add(upper ? 'GreaterEqual' : 'LessEqual', [diag, kRef], I);
+  }
   const y = cx.add('SelectV2', [mask, cx.ref(x), cx.add('ZerosLike', [cx.ref(x)], { T: a.dt(x.dtype) })], { T: a.dt(x.dtype) });
   cx.outRef(0, y, x.dtype, s);
 });
@@ -128,6 +149,16 @@ for (const op of ['DepthToSpace', 'SpaceToDepth'] as const) {
       const T = { T: a.dt(x.dtype) };
       const r1 = cx.add('Reshape', [cx.ref(x), cx.i32([-1, c! / (b * b), b, b, h!, w!])], { ...T, Tshape: a.dt('int32') });
       const t = cx.add('Transpose', [r1, cx.i32([0, 1, 4, 2, 5, 3])], { ...T, Tperm: a.dt('int32') });
+      return cx.outRef(0, cx.add('Reshape', [t, cx.i32([-1, outShape[1]!, outShape[2]!, outShape[3]!])], { ...T, Tshape: a.dt('int32') }), x.dtype, outShape);
+    }
+    if (op === 'SpaceToDepth') {
+      // TF.js has no SpaceToDepth kernel; the same permutation as reshape → transpose → reshape
+      // (in ONNX layout: [N, C, H/b, b, W/b, b] → [N, b, b, C, H/b, W/b]) runs everywhere.
+      if ([c, h, w].some((d) => d! < 0)) return cx.unsupported('SpaceToDepth needs static C, H, W');
+      if (h! % b !== 0 || w! % b !== 0) return cx.fail(ErrorCodes.MALFORMED, `SpaceToDepth blocksize ${b} does not divide H ${h} and W ${w}`);
+      const T = { T: a.dt(x.dtype) };
+      const r1 = cx.add('Reshape', [cx.ref(x), cx.i32([-1, c!, h! / b, b, w! / b, b])], { ...T, Tshape: a.dt('int32') });
+      const t = cx.add('Transpose', [r1, cx.i32([0, 3, 5, 1, 2, 4])], { ...T, Tperm: a.dt('int32') });
       return cx.outRef(0, cx.add('Reshape', [t, cx.i32([-1, outShape[1]!, outShape[2]!, outShape[3]!])], { ...T, Tshape: a.dt('int32') }), x.dtype, outShape);
     }
     const s = enterNhwc(cx, x);

@@ -1,8 +1,9 @@
 /**
- * BatchNormalization (inference), InstanceNormalization, LayerNormalization. Batch norm with
+ * BatchNormalization (inference), InstanceNormalization, LayerNormalization, GroupNormalization. Batch norm with
  * constant statistics folds to one scale and one shift per channel; in 4-D it runs inside the NHWC
  * wrap so that Conv → BN → Relu → Conv chains lose all their inner transposes.
  */
+import { ErrorCodes } from '../../../core/errors.js';
 import type { Cx, Val } from '../context.js';
 import { register } from '../registry.js';
 import { a } from '../tf-attr.js';
@@ -83,4 +84,40 @@ register('LayerNormalization', (cx) => {
   const b = cx.opt(2);
   if (b) y = cx.add('AddV2', [y, cx.ref(b)], T);
   cx.outRef(0, y, x.dtype, x.shape);
+});
+
+/**
+ * GroupNormalization: statistics over each group of C/G channels and all spatial positions, on a
+ * [N, G, C/G·rest] view. Opset 21 scales and shifts per channel; opset 18 per group.
+ */
+register('GroupNormalization', (cx) => {
+  const x = cx.in(0);
+  const r = cx.rank(x);
+  const g = cx.int('num_groups', 0);
+  const s = x.shape!;
+  if (r < 2 || s.slice(1).some((d) => d < 0)) return cx.unsupported('GroupNormalization needs static channel and spatial dims');
+  const c = s[1]!;
+  if (g < 1 || c % g !== 0) return cx.fail(ErrorCodes.MALFORMED, `num_groups ${g} does not divide ${c} channels`);
+  if (cx.int('stash_type', 1) !== 1) return cx.unsupported('GroupNormalization stash_type other than float32');
+  const rest = s.slice(2).reduce((p, q) => p * q, 1);
+  const T = { T: a.dt(x.dtype) };
+  const R = { ...T, Tshape: a.dt('int32') };
+  const grouped = cx.add('Reshape', [cx.ref(x), cx.i32([-1, g, (c / g) * rest])], R);
+  const mean = cx.add('Mean', [grouped, cx.i32([2])], { ...T, Tidx: a.dt('int32'), keep_dims: a.b(true) });
+  const centred = cx.add('Sub', [grouped, mean], T);
+  const variance = cx.add('Mean', [cx.add('Square', [centred], T), cx.i32([2])], { ...T, Tidx: a.dt('int32'), keep_dims: a.b(true) });
+  let y = cx.add('Mul', [centred, cx.add('Rsqrt', [cx.add('AddV2', [variance, cx.scalar(x.dtype, cx.float('epsilon', 1e-5))], T)], T)], T);
+  const [scale, bias] = [cx.in(1), cx.in(2)];
+  const perGroup = cx.opset < 21;
+  const want = perGroup ? g : c;
+  for (const p of [scale, bias]) if (p.shape && p.shape.length === 1 && p.shape[0]! >= 0 && p.shape[0] !== want) return cx.fail(ErrorCodes.MALFORMED, `scale/bias of ${p.shape[0]} for ${want} ${perGroup ? 'groups' : 'channels'}`);
+  if (perGroup) {
+    const v = (p: Val): string => cx.add('Reshape', [cx.ref(p), cx.i32([g, 1])], { T: a.dt(p.dtype), Tshape: a.dt('int32') });
+    y = cx.add('AddV2', [cx.add('Mul', [y, v(scale)], T), v(bias)], T);
+    y = cx.add('Reshape', [y, cx.i32([-1, ...s.slice(1)])], R);
+  } else {
+    y = cx.add('Reshape', [y, cx.i32([-1, ...s.slice(1)])], R);
+    y = cx.add('AddV2', [cx.add('Mul', [y, channelRef(cx, scale, r)], T), channelRef(cx, bias, r)], T);
+  }
+  cx.outRef(0, y, x.dtype, s);
 });

@@ -63,10 +63,20 @@ function resolveShape(cx: Cx, x: Val, target: number[], allowZero: boolean): num
 /** Reshape to a shape computed at run time; ONNX's 0 (copy the input dim) is resolved in the graph. */
 function dynamicReshape(cx: Cx, x: Val, shape: Val): void {
   const len = shape.shape?.length === 1 ? shape.shape[0]! : -1;
-  if (len < 0) return cx.unsupported('Reshape to a shape of unknown length');
   if (len > MAX_RANK) return cx.fail(ErrorCodes.LIMIT, `Reshape to rank ${len}`);
   const S = { T: a.dt(shape.dtype) };
   let target = cx.ref(shape);
+  if (len < 0 && cx.int('allowzero', 0) !== 1) {
+    // Length known only at run time: the dims a 0 copies are Shape(x) padded with zeros to the
+    // target's length (a 0 past the input's rank copies nothing, as in ONNX it is invalid there).
+    const dims = cx.add('Shape', [cx.ref(x)], { T: a.dt(x.dtype), out_type: a.dt(shape.dtype) });
+    const padded = cx.add('ConcatV2', [dims, cx.add('ZerosLike', [target], S), cx.i32([0], [])], { ...S, N: a.i(2), Tidx: a.dt('int32') });
+    const n = cx.add('Shape', [target], { ...S, out_type: a.dt('int32') });
+    const head = cx.add('Slice', [padded, cx.i32([0]), n], { ...S, Index: a.dt('int32') });
+    const isZero = cx.add('Equal', [target, cx.scalar(shape.dtype, 0)], { ...S, incompatible_shape_error: a.b(true) });
+    target = cx.add('SelectV2', [isZero, head, target], S);
+  }
+  if (len < 0) return cx.outRef(0, cx.add('Reshape', [cx.ref(x), target], { T: a.dt(x.dtype), Tshape: a.dt(shape.dtype) }), x.dtype, null);
   if (cx.int('allowzero', 0) !== 1) {
     const r = cx.rank(x);
     if (len > r) return cx.unsupported('run-time Reshape shape longer than the input rank');
@@ -172,6 +182,87 @@ function sliceLen(dim: number, b: number, e: number, st: number): number {
   return Math.max(0, Math.ceil((s - t) / -st));
 }
 
+const SS_MASKS = { ellipsis_mask: a.i(0), new_axis_mask: a.i(0), shrink_axis_mask: a.i(0) };
+
+/** Element `i` of a 1-D int tensor as a scalar. */
+function elementAt(cx: Cx, v: string, dtype: Val['dtype'], i: number): string {
+  return cx.add('StridedSlice', [v, cx.i32([i]), cx.i32([i + 1]), cx.i32([1])], {
+    T: a.dt(dtype), Index: a.dt('int32'), begin_mask: a.i(0), end_mask: a.i(0), ellipsis_mask: a.i(0), new_axis_mask: a.i(0), shrink_axis_mask: a.i(1),
+  });
+}
+
+/** An int value as a TF tensor of `dtype` (casting run-time values of another int type). */
+function intRef(cx: Cx, v: Val, dtype: Val['dtype']): string {
+  if (v.value && foldable(v)) return cx.constNode(numbersTensor('', dtype, v.value.shape, tensorNumbers(v.value)));
+  return v.dtype === dtype ? cx.ref(v) : cx.add('Cast', [cx.ref(v)], { SrcT: a.dt(v.dtype), DstT: a.dt(dtype), Truncate: a.b(false) });
+}
+
+/**
+ * Begin/end clamped as ONNX (and TF) define them, with end never past begin. TF gives an empty
+ * result when a positive-stride slice starts after its end, but TF.js's kernel rejects such a
+ * slice (negative size), so the bounds are made canonical first. Under a negative stride the
+ * position before element 0 (−1 after clamping) is written −dim−1: a plain −1 would mean the last.
+ */
+function canonicalBounds(cx: Cx, D: Val['dtype'], dims: string, begin: string, end: string, strides: string): [string, string] {
+  const T = { T: a.dt(D) };
+  const zero = cx.scalar(D, 0);
+  const one = cx.scalar(D, 1);
+  const wrap = (v: string): string => cx.add('AddV2', [v, cx.add('Mul', [dims, cx.add('Cast', [cx.add('Less', [v, zero], T)], { SrcT: a.dt('bool'), DstT: a.dt(D), Truncate: a.b(false) })], T)], T);
+  const clamp = (v: string, lo: string, hi: string): string => cx.add('Minimum', [cx.add('Maximum', [v, lo], T), hi], T);
+  const bw = wrap(begin);
+  const ew = wrap(end);
+  const bPos = clamp(bw, zero, dims);
+  const ePos = cx.add('Maximum', [clamp(ew, zero, dims), bPos], T);
+  const minusOne = cx.scalar(D, -1);
+  const last = cx.add('Sub', [dims, one], T);
+  const bNeg0 = clamp(bw, minusOne, last);
+  const eNeg0 = cx.add('Minimum', [clamp(ew, minusOne, last), bNeg0], T);
+  const before = cx.add('Sub', [cx.add('Neg', [dims], T), one], T);
+  const fix = (v: string): string => cx.add('SelectV2', [cx.add('Equal', [v, minusOne], { ...T, incompatible_shape_error: a.b(true) }), before, v], T);
+  const pos = cx.add('Greater', [strides, zero], T);
+  return [cx.add('SelectV2', [pos, bPos, fix(bNeg0)], T), cx.add('SelectV2', [pos, ePos, fix(eNeg0)], T)];
+}
+
+/**
+ * Slice whose starts/ends/axes/steps are computed at run time: TF's StridedSlice takes begin, end
+ * and strides as tensors, so the full-rank vectors are built in the graph. Axes not sliced get
+ * begin 0, end = dim, stride 1 (ScatterNd fills the sliced axes into those defaults); negative axes
+ * are wrapped. ONNX's clamping of out-of-range starts/ends is what StridedSlice does too.
+ */
+function dynamicSlice(cx: Cx, x: Val, r: number): void {
+  const st = cx.in(1);
+  const D = st.dtype === 'int32' ? 'int32' : 'int64';
+  const T = { T: a.dt(D) };
+  const ax = cx.opt(3);
+  const stp = cx.opt(4);
+  const k = st.shape?.length === 1 ? st.shape[0]! : -1;
+  if (k > r) return cx.fail(ErrorCodes.MALFORMED, `Slice starts has ${k} entries for rank ${r}`);
+  const starts = intRef(cx, st, D);
+  const ends = intRef(cx, cx.in(2), D);
+  let axes = ax ? intRef(cx, ax, D) : undefined;
+  if (!axes) {
+    if (k < 0) return cx.unsupported('Slice without axes needs starts of static length');
+    axes = cx.constNode(numbersTensor('', D, [k], [...Array(k).keys()]));
+  } else {
+    const neg = cx.add('Cast', [cx.add('Less', [axes, cx.scalar(D, 0)], T)], { SrcT: a.dt('bool'), DstT: a.dt(D), Truncate: a.b(false) });
+    axes = cx.add('AddV2', [axes, cx.add('Mul', [neg, cx.scalar(D, r)], T)], T);
+  }
+  const idx = cx.add('ExpandDims', [axes, cx.i32([-1], [])], { ...T, Tdim: a.dt('int32') });
+  const rankVec = cx.constNode(numbersTensor('', D, [1], [r]));
+  const scatter = (upd: string): string => cx.add('ScatterNd', [idx, upd, rankVec], { T: a.dt(D), Tindices: a.dt(D) });
+  const dims = cx.add('Shape', [cx.ref(x)], { T: a.dt(x.dtype), out_type: a.dt(D) });
+  const begin = scatter(starts);
+  // end = dim on untouched axes; on sliced axes dim + (end − dim) = end.
+  const dimsAt = cx.add('GatherV2', [dims, axes, cx.i32([0], [])], { batch_dims: a.i(0), Tparams: a.dt(D), Tindices: a.dt(D), Taxis: a.dt('int32') });
+  const end = cx.add('AddV2', [dims, scatter(cx.add('Sub', [ends, dimsAt], T))], T);
+  const strides = stp ? cx.add('AddV2', [scatter(cx.add('Sub', [intRef(cx, stp, D), cx.scalar(D, 1)], T)), cx.scalar(D, 1)], T) : cx.constNode(numbersTensor('', D, [r], new Array<number>(r).fill(1)));
+  const [b, e] = canonicalBounds(cx, D, dims, begin, end, strides);
+  const y = cx.add('StridedSlice', [cx.ref(x), b, e, strides], { T: a.dt(x.dtype), Index: a.dt(D), begin_mask: a.i(0), end_mask: a.i(0), ...SS_MASKS });
+  // Which axes change is only known at run time when axes are; otherwise only the sliced ones.
+  const fixedAxes = ax ? (ax.value ? tensorNumbers(ax.value).map((v) => normAxis(v, r)) : undefined) : [...Array(Math.max(k, 0)).keys()];
+  cx.outRef(0, y, x.dtype, x.shape!.map((d, i) => (fixedAxes && !fixedAxes.includes(i) ? d : -1)));
+}
+
 register('Slice', (cx) => {
   const x = cx.in(0);
   const r = cx.rank(x);
@@ -184,10 +275,11 @@ register('Slice', (cx) => {
     ends = cx.ints('ends') ?? [];
     axes = cx.ints('axes');
   } else {
-    starts = cx.constNums(cx.in(1), 'Slice starts');
-    ends = cx.constNums(cx.in(2), 'Slice ends');
     const ax = cx.opt(3);
     const stp = cx.opt(4);
+    if (!cx.in(1).value || !cx.in(2).value || (ax && !ax.value) || (stp && !stp.value)) return dynamicSlice(cx, x, r);
+    starts = cx.constNums(cx.in(1), 'Slice starts');
+    ends = cx.constNums(cx.in(2), 'Slice ends');
     axes = ax ? cx.constNums(ax, 'Slice axes') : undefined;
     steps = stp ? cx.constNums(stp, 'Slice steps') : undefined;
   }
@@ -211,6 +303,10 @@ register('Slice', (cx) => {
     const b = starts[j]!;
     const e = ends[j]!;
     shape[k] = sliceLen(dim, b, e, st);
+    if (shape[k] === 0) {
+      // Empty: TF.js rejects a slice whose begin lies past its end, so say [0, 0) instead.
+      continue;
+    }
     begin[k] = Math.max(I32_MIN, Math.min(I32_MAX, b));
     stride[k] = st;
     // Ends past either edge mean "to the edge"; TF expresses that with the mask bit.
@@ -326,7 +422,20 @@ register('Size', (cx) => {
 
 register('Expand', (cx) => {
   const x = cx.in(0);
-  const target = broadcastShapes(cx.constNums(cx.in(1), 'Expand shape'), x.shape);
+  const sh = cx.in(1);
+  if (!sh.value) {
+    // ONNX Expand broadcasts both ways (a target dim of 1 keeps the input's); BroadcastTo does not,
+    // so the target is first broadcast with the input's shape (BroadcastArgs).
+    const len = sh.shape?.length === 1 ? sh.shape[0]! : -1;
+    if (len > MAX_RANK) return cx.fail(ErrorCodes.LIMIT, `Expand to rank ${len}`);
+    const D = sh.dtype === 'int32' ? 'int32' : 'int64';
+    const dims = cx.add('Shape', [cx.ref(x)], { T: a.dt(x.dtype), out_type: a.dt(D) });
+    const target = cx.add('BroadcastArgs', [dims, intRef(cx, sh, D)], { T: a.dt(D) });
+    const y = cx.add('BroadcastTo', [cx.ref(x), target], { T: a.dt(x.dtype), Tidx: a.dt(D) });
+    const rank = len >= 0 && x.shape ? Math.max(len, x.shape.length) : -1;
+    return cx.outRef(0, y, x.dtype, rank >= 0 ? new Array<number>(rank).fill(-1) : null);
+  }
+  const target = broadcastShapes(cx.constNums(sh, 'Expand shape'), x.shape);
   if (!staticShape(target)) return cx.unsupported('Expand needs a static input shape');
   const y = cx.add('BroadcastTo', [cx.ref(x), cx.i32(target)], { T: a.dt(x.dtype), Tidx: a.dt('int32') });
   cx.outRef(0, y, x.dtype, target);
@@ -341,36 +450,89 @@ register('Tile', (cx) => {
   cx.outRef(0, cx.add('Tile', [cx.ref(x), mult], { T: a.dt(x.dtype), Tmultiples: a.dt(reps ? 'int32' : rep.dtype) }), x.dtype, shape);
 });
 
+/**
+ * ONNX pads [b0..b(r-1), e0..e(r-1)] as TF paddings [r, 2]: a Const when known, otherwise built in
+ * the graph (reshape to [2, k], transpose, and scatter into the axes Pad-18 names).
+ */
+function paddingsOf(cx: Cx, r: number): { ref: string; pads?: number[] } {
+  const pv = cx.in(1);
+  const ax = cx.opt(3);
+  if (ax && !ax.value) return cx.unsupported('Pad axes computed at run time');
+  const axes = ax ? cx.constNums(ax, 'Pad axes').map((v) => normAxis(v, r)) : undefined;
+  if (axes?.some((v) => v < 0 || v >= r)) return cx.fail(ErrorCodes.MALFORMED, `Pad axes [${axes.join(',')}] outside rank ${r}`);
+  const k = axes?.length ?? r;
+  if (pv.value) {
+    let pads = cx.constNums(pv, 'Pad pads');
+    if (pads.length !== 2 * k) return cx.fail(ErrorCodes.MALFORMED, `pads has ${pads.length} values for ${k} axes`);
+    if (axes) {
+      const full = new Array<number>(2 * r).fill(0);
+      axes.forEach((axis, i) => { full[axis] = pads[i]!; full[axis + r] = pads[i + k]!; });
+      pads = full;
+    }
+    return { ref: cx.i32(Array.from({ length: r }, (_, i) => [pads[i]!, pads[i + r]!]).flat(), [r, 2]), pads };
+  }
+  if (pv.shape?.length === 1 && pv.shape[0]! >= 0 && pv.shape[0] !== 2 * k) return cx.fail(ErrorCodes.MALFORMED, `pads has ${pv.shape[0]} values for ${k} axes`);
+  const D = pv.dtype === 'int32' ? 'int32' : 'int64';
+  const T = { T: a.dt(D) };
+  const pairs = cx.add('Transpose', [cx.add('Reshape', [intRef(cx, pv, D), cx.i32([2, k])], { ...T, Tshape: a.dt('int32') }), cx.i32([1, 0])], { ...T, Tperm: a.dt('int32') });
+  if (!axes) return { ref: pairs };
+  const idx = cx.constNode(numbersTensor('', 'int32', [k, 1], axes));
+  return { ref: cx.add('ScatterNd', [idx, pairs, cx.i32([r, 2])], { T: a.dt(D), Tindices: a.dt('int32') }) };
+}
+
+/**
+ * Edge and wrap padding have no TF op: each axis is gathered with indices range(−before, dim +
+ * after), clipped to [0, dim − 1] (edge: repeats the border element) or taken modulo dim (wrap).
+ * Works for run-time pads too.
+ */
+function gatherPad(cx: Cx, x: Val, paddings: string, pads: number[] | undefined, wrap: boolean): string {
+  const r = x.shape!.length;
+  const D = 'int32';
+  const T = { T: a.dt(D) };
+  let y = cx.ref(x);
+  const dims = cx.add('Shape', [y], { T: a.dt(x.dtype), out_type: a.dt(D) });
+  const pI = pads ? undefined : cx.add('Reshape', [cx.add('Cast', [paddings], { SrcT: a.dt(paddingsDtype(cx)), DstT: a.dt(D), Truncate: a.b(false) }), cx.i32([2 * r])], { ...T, Tshape: a.dt('int32') });
+  for (let k = 0; k < r; k++) {
+    if (pads && pads[k] === 0 && pads[k + r] === 0) continue;
+    const before = pads ? cx.scalar(D, pads[k]!) : elementAt(cx, pI!, D, 2 * k);
+    const after = pads ? cx.scalar(D, pads[k + r]!) : elementAt(cx, pI!, D, 2 * k + 1);
+    const dim = elementAt(cx, dims, D, k);
+    const range = cx.add('Range', [cx.add('Neg', [before], T), cx.add('AddV2', [dim, after], T), cx.scalar(D, 1)], { Tidx: a.dt(D) });
+    const idx = wrap ? cx.add('FloorMod', [range, dim], T) : cx.add('Minimum', [cx.add('Maximum', [range, cx.scalar(D, 0)], T), cx.add('Sub', [dim, cx.scalar(D, 1)], T)], T);
+    y = cx.add('GatherV2', [y, idx, cx.i32([k], [])], { batch_dims: a.i(0), Tparams: a.dt(x.dtype), Tindices: a.dt(D), Taxis: a.dt('int32') });
+  }
+  return y;
+}
+
+function paddingsDtype(cx: Cx): Val['dtype'] {
+  return cx.in(1).dtype === 'int32' ? 'int32' : 'int64';
+}
+
 register('Pad', (cx) => {
   const x = cx.in(0);
   const r = cx.rank(x);
   const mode = cx.str('mode', 'constant');
-  let pads: number[];
+  let paddings: string;
+  let pads: number[] | undefined;
   let value: string | undefined;
   if (cx.opset < 11) {
     pads = cx.ints('pads') ?? cx.ints('paddings') ?? [];
+    if (pads.length !== 2 * r) return cx.fail(ErrorCodes.MALFORMED, `pads has ${pads.length} values for rank ${r}`);
+    paddings = cx.i32(Array.from({ length: r }, (_, i) => [pads![i]!, pads![i + r]!]).flat(), [r, 2]);
     const v = cx.float('value', 0);
     if (v !== 0) value = cx.scalar(x.dtype, v);
   } else {
-    pads = cx.constNums(cx.in(1), 'Pad pads');
+    ({ ref: paddings, pads } = paddingsOf(cx, r));
     const cv = cx.opt(2);
     if (cv) value = cx.ref(cv);
-    const ax = cx.opt(3);
-    if (ax) {
-      const axes = cx.constNums(ax, 'Pad axes').map((v) => normAxis(v, r));
-      const full = new Array<number>(2 * r).fill(0);
-      axes.forEach((axis, i) => { full[axis] = pads[i]!; full[axis + r] = pads[i + axes.length]!; });
-      pads = full;
-    }
   }
-  if (pads.length !== 2 * r) return cx.fail(ErrorCodes.MALFORMED, `pads has ${pads.length} values for rank ${r}`);
-  if (pads.some((p) => p < 0)) return cx.unsupported('negative pads');
-  const paddings = cx.i32(Array.from({ length: r }, (_, i) => [pads[i]!, pads[i + r]!]).flat(), [r, 2]);
-  const shape = x.shape!.map((d, i) => (d < 0 ? -1 : d + pads[i]! + pads[i + r]!));
-  const T = { T: a.dt(x.dtype), Tpaddings: a.dt('int32') };
+  if (pads?.some((p) => p < 0)) return cx.unsupported('negative pads');
+  const shape = x.shape!.map((d, i) => (d < 0 || !pads ? -1 : d + pads[i]! + pads[i + r]!));
+  const T = { T: a.dt(x.dtype), Tpaddings: a.dt(pads ? 'int32' : paddingsDtype(cx)) };
   let y: string;
   if (mode === 'constant') y = value ? cx.add('PadV2', [cx.ref(x), paddings, value], T) : cx.add('Pad', [cx.ref(x), paddings], T);
   else if (mode === 'reflect') y = cx.add('MirrorPad', [cx.ref(x), paddings], { ...T, mode: a.s('REFLECT') });
-  else return cx.unsupported(`Pad mode '${mode}' (TF has no edge padding op)`);
+  else if (mode === 'edge' || mode === 'wrap') y = gatherPad(cx, x, paddings, pads, mode === 'wrap');
+  else return cx.fail(ErrorCodes.MALFORMED, `Pad mode '${mode}'`);
   cx.outRef(0, y, x.dtype, shape);
 });
