@@ -8,14 +8,17 @@
  * 2. Times `cp` of model.onnx + model.onnx.data (run once first, so the page cache is warm for both).
  * 3. Times openModelFile → quantizeWeights(int8, per-channel, symmetric) → saveOnnxFile, once with
  *    the result inline (the int8 model is about a quarter of the input) and once with external data;
- *    each step is timed separately.
+ *    each step is timed separately. Each of the two runs twice: as shipped (outputs fsynced before
+ *    their rename) and with `sync: false` (the CLI's --no-fsync: still temp file + rename).
  * MB/s counts input bytes (model + data file); `ratio` = our MB/s / cp MB/s (higher is better).
- * saveOnnxFile fsyncs its outputs before renaming them into place (AtomicFileSink) and `cp` does not,
- * so a `cp_sync` row (cp, then `sync` on the copies) is timed too, and each library row also carries
- * `ratioVsCpSync`: the same work done durably by both sides.
+ * `cp` syncs nothing, so the `.no_fsync` rows are the like-for-like comparison with it; a `cp_sync`
+ * row (cp, then `sync` on the copies) is timed too, and each library row also carries
+ * `ratioVsCpSync`. An untimed `sync` runs before every timed row, so no row pays for the previous
+ * row's writeback. With --rounds N the cp rows and the library rows are timed N times, interleaved
+ * (each round's ratios use that round's cp), which is what a machine shared with other jobs needs.
  * Peak RSS is the process's maxRSS after the step (it includes building the fixture, so the fixture
  * is built in a child process: the measuring process starts clean).
- * Usage: node dist/bench/e2e.js [--json] [--gib N] [--keep]
+ * Usage: node dist/bench/e2e.js [--json] [--gib N] [--keep] [--rounds N] [--only synced|unsynced]
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -44,6 +47,7 @@ const LAYER_BYTES = DIM * DIM * 4;
 
 interface Row {
   name: string;
+  round: number;
   value: number;
   unit: 'MB/s';
   baseline: number;
@@ -89,6 +93,7 @@ const peakRssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const mbps = (bytes: number, s: number) => bytes / s / 1e6;
 
 async function timeCp(files: string[], dest: string, sync = false): Promise<number> {
+  await run('sync');
   const t0 = performance.now();
   await run('cp', [...files, dest]);
   // coreutils `sync FILE…` fsyncs those files, as AtomicFileSink.commit does for our outputs.
@@ -96,7 +101,8 @@ async function timeCp(files: string[], dest: string, sync = false): Promise<numb
   return (performance.now() - t0) / 1000;
 }
 
-async function quantizePath(input: string, output: string, external: boolean): Promise<{ seconds: number; steps: Record<string, number>; files: string[] }> {
+async function quantizePath(input: string, output: string, external: boolean, sync: boolean): Promise<{ seconds: number; steps: Record<string, number>; files: string[] }> {
+  await run('sync');
   const t0 = performance.now();
   const opened = await openModelFile(input);
   const t1 = performance.now();
@@ -105,7 +111,7 @@ async function quantizePath(input: string, output: string, external: boolean): P
   try {
     const { model } = await quantizeWeights(opened.model, { dtype: 'int8', perChannel: true, symmetric: true });
     t2 = performance.now();
-    const stats = await saveOnnxFile(model, output, external ? { externalData: { threshold: 1024 }, inputs: [input] } : { inputs: [input] });
+    const stats = await saveOnnxFile(model, output, { inputs: [input], sync, ...(external ? { externalData: { threshold: 1024 } } : {}) });
     files = stats.files;
   } finally {
     await opened.close();
@@ -120,6 +126,8 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       gib: { type: 'string', default: '1' },
       keep: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '1' },
+      only: { type: 'string' },
       // Internal: build the fixture at this path and exit (runs in a child process).
       'build-only': { type: 'string' },
       layers: { type: 'string' },
@@ -131,6 +139,10 @@ async function main(): Promise<void> {
   }
   const gib = Number(values.gib);
   if (!(gib > 0)) throw new Error(`--gib must be a positive number, got ${values.gib}`);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
+  if (values.only !== undefined && values.only !== 'synced' && values.only !== 'unsynced') throw new Error(`--only takes synced or unsynced, got ${values.only}`);
+  const syncModes = [true, false].filter((s) => values.only === undefined || (values.only === 'synced') === s);
   const layers = Math.max(1, Math.ceil((gib * 2 ** 30) / LAYER_BYTES));
   const dir = await mkdtemp(join(tmpdir(), 'modelsmith-e2e-'));
   const log = (msg: string) => { if (!values.json) process.stderr.write(`${msg}\n`); };
@@ -143,44 +155,48 @@ async function main(): Promise<void> {
     const inputs = [input, `${input}.data`];
     const inBytes = await fileBytes(inputs);
 
-    // cp: one warm-up copy (also warms the page cache for the library run), then the timed copy.
+    // cp: one warm-up copy (also warms the page cache for the library run), then the timed copies.
     const cpDir = join(dir, 'cp');
-    await run('mkdir', [cpDir]);
-    await timeCp(inputs, cpDir);
-    await rm(cpDir, { recursive: true, force: true });
-    await run('mkdir', [cpDir]);
-    const cpS = await timeCp(inputs, cpDir);
-    await rm(cpDir, { recursive: true, force: true });
-    await run('mkdir', [cpDir]);
-    const cpSyncS = await timeCp(inputs, cpDir, true);
-    await rm(cpDir, { recursive: true, force: true });
-    const cpMbps = mbps(inBytes, cpS);
-    const cpSyncMbps = mbps(inBytes, cpSyncS);
-    const rows: Row[] = [
-      { name: 'cp', value: cpMbps, unit: 'MB/s', baseline: cpMbps, ratio: 1, seconds: cpS, inputBytes: inBytes },
-      { name: 'cp_sync', value: cpSyncMbps, unit: 'MB/s', baseline: cpMbps, ratio: cpSyncMbps / cpMbps, seconds: cpSyncS, inputBytes: inBytes },
-    ];
-
-    for (const external of [false, true]) {
-      const name = external ? 'quantize_int8.external' : 'quantize_int8.inline';
-      const out = join(dir, `${name}.onnx`);
-      const r = await quantizePath(input, out, external);
-      const outBytes = await fileBytes(r.files);
-      const value = mbps(inBytes, r.seconds);
-      rows.push({ name, value, unit: 'MB/s', baseline: cpMbps, ratio: value / cpMbps, ratioVsCpSync: value / cpSyncMbps, seconds: r.seconds, peakRssMiB: peakRssMiB(), steps: r.steps, inputBytes: inBytes, outputBytes: outBytes });
-      await Promise.all(r.files.map((f) => rm(f, { force: true })));
+    const cpOnce = async (sync: boolean) => {
+      await run('mkdir', [cpDir]);
+      const s = await timeCp(inputs, cpDir, sync);
+      await rm(cpDir, { recursive: true, force: true });
+      return s;
+    };
+    await cpOnce(false);
+    const rows: Row[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const cpS = await cpOnce(false);
+      const cpSyncS = await cpOnce(true);
+      const cpMbps = mbps(inBytes, cpS);
+      const cpSyncMbps = mbps(inBytes, cpSyncS);
+      rows.push(
+        { name: 'cp', round, value: cpMbps, unit: 'MB/s', baseline: cpMbps, ratio: 1, seconds: cpS, inputBytes: inBytes },
+        { name: 'cp_sync', round, value: cpSyncMbps, unit: 'MB/s', baseline: cpMbps, ratio: cpSyncMbps / cpMbps, seconds: cpSyncS, inputBytes: inBytes },
+      );
+      for (const external of [false, true]) {
+        for (const sync of syncModes) {
+          const name = `quantize_int8.${external ? 'external' : 'inline'}${sync ? '' : '.no_fsync'}`;
+          const out = join(dir, `${name}.onnx`);
+          const r = await quantizePath(input, out, external, sync);
+          const outBytes = await fileBytes(r.files);
+          const value = mbps(inBytes, r.seconds);
+          rows.push({ name, round, value, unit: 'MB/s', baseline: cpMbps, ratio: value / cpMbps, ratioVsCpSync: value / cpSyncMbps, seconds: r.seconds, peakRssMiB: peakRssMiB(), steps: r.steps, inputBytes: inBytes, outputBytes: outBytes });
+          await Promise.all(r.files.map((f) => rm(f, { force: true })));
+        }
+      }
     }
 
     if (values.json) {
       for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
     } else {
       const f = (x: number, d = 2) => x.toFixed(d);
-      console.log(`input: ${(inBytes / 2 ** 30).toFixed(3)} GiB (${layers} layers), node ${process.version}`);
-      console.log('name                      MB/s   ratio vs cp   vs cp+sync   seconds  peak RSS MiB  read / quantize / write s');
+      console.log(`input: ${(inBytes / 2 ** 30).toFixed(3)} GiB (${layers} layers), node ${process.version}, ${rounds} round(s)`);
+      console.log('name                       round    MB/s   ratio vs cp   vs cp+sync   seconds  peak RSS MiB  read / quantize / write s');
       for (const r of rows) {
         const steps = r.steps ? `${f(r.steps.read!)} / ${f(r.steps.quantize!)} / ${f(r.steps.write!)}` : '';
         const vsSync = r.ratioVsCpSync === undefined ? '' : f(r.ratioVsCpSync, 3);
-        console.log(`${r.name.padEnd(24)} ${f(r.value, 0).padStart(6)}  ${f(r.ratio, 3).padStart(12)}  ${vsSync.padStart(11)}  ${f(r.seconds).padStart(8)}  ${String(r.peakRssMiB ?? '').padStart(12)}  ${steps}`);
+        console.log(`${r.name.padEnd(26)} ${String(r.round).padStart(5)}  ${f(r.value, 0).padStart(6)}  ${f(r.ratio, 3).padStart(12)}  ${vsSync.padStart(11)}  ${f(r.seconds).padStart(8)}  ${String(r.peakRssMiB ?? '').padStart(12)}  ${steps}`);
       }
     }
   } finally {

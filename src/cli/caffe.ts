@@ -50,7 +50,7 @@ function renderCaffe(path: string, kind: string, s: CaffeSummary): string[] {
   return lines;
 }
 
-export async function convertCaffe(deploy: string, weights: string | undefined, output: string, opset: number | undefined, out: Out): Promise<Record<string, unknown>> {
+export async function convertCaffe(deploy: string, weights: string | undefined, output: string, opset: number | undefined, out: Out, save: { sync?: boolean } = {}): Promise<Record<string, unknown>> {
   if (!output.toLowerCase().endsWith('.onnx')) {
     throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `Caffe nets convert to ONNX (.onnx), not '${output}'`, { path: output });
   }
@@ -61,7 +61,7 @@ export async function convertCaffe(deploy: string, weights: string | undefined, 
   if (!w) out.note('no --weights given: layers that need weights will be refused');
   const r = caffeToOnnx(net, w, { path: deploy, ...(opset !== undefined ? { opset } : {}) });
   const model = onnxModel(r.model, { path: output });
-  const stats = await saveOnnxFile(model, output, { inputs: [deploy, ...(weights ? [weights] : [])] });
+  const stats = await saveOnnxFile(model, output, { inputs: [deploy, ...(weights ? [weights] : [])], ...save });
   const seconds = (performance.now() - t0) / 1000;
   const rep = r.report;
   out.say(`converted ${rep.layers} Caffe layers → ${rep.nodes} ONNX nodes, ${rep.initializers} initializers (${rep.parameters.toLocaleString('en-US')} parameters)` +

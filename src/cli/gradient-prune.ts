@@ -8,6 +8,7 @@ import { onnxModel } from '../formats/onnx/read.js';
 import { modelFileBytes, openModelFile, saveOnnxFile } from '../platform/open.js';
 import { arrayBatches } from '../train/data.js';
 import { parseExclude } from './exclude.js';
+import { syncOpt } from './weights.js';
 import { formatBytes, table, type Out } from './output.js';
 import { parseChoice, parsePositiveInt } from './data-options.js';
 import { pct, throttled, trainHelp, trainSetup, TRAIN_OPTIONS } from './train-options.js';
@@ -77,7 +78,7 @@ export async function runGradient(input: string, output: string, values: Record<
         ` (${r.seconds.toFixed(1)} s)`, true),
     });
     const result = onnxModel(pruned, { path: output });
-    const stats = await saveOnnxFile(result, output, { inputs: [input] });
+    const stats = await saveOnnxFile(result, output, { inputs: [input], ...syncOpt(values) });
     const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
     const seconds = (performance.now() - t0) / 1000;
     out.say(`pruned ${report.totals.zeros} of ${report.totals.prunable} prunable weights (${(report.totals.sparsity * 100).toFixed(2)}%) by ${criterion}, ${rounds} round(s) × ${fineTuneSteps} fine-tune step(s)`);

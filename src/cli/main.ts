@@ -14,6 +14,16 @@ export const EXIT_USAGE = 2;
 /** Verbs announced before they exist (none now): they fail with E_UNSUPPORTED naming where they are tracked. */
 const VERBS_PLANNED: Record<string, string> = {};
 
+/** Verbs that write model files, and so take `--no-fsync`. */
+const WRITING_VERBS: ReadonlySet<string> = new Set(['convert', 'quantize', 'cast', 'prune', 'distill']);
+
+const NO_FSYNC_HELP = `output files:
+  --no-fsync   skip the fsync before each output is renamed into place. Faster on big files (syncing
+               can cost as much as the rest of the run) and still atomic: the output appears complete
+               under its name or not at all, and an input is never overwritten. What is given up is
+               durability: a power loss or kernel crash shortly after the run can leave the output
+               empty or truncated, as after a plain cp. Use it for outputs you can recreate.`;
+
 function usage(): string {
   const lines = [
     'modelsmith — convert and compress model files (no Python, no native code)',
@@ -27,6 +37,8 @@ function usage(): string {
     'common options:',
     '  --json     print exactly one JSON report object on stdout (human text goes to stderr)',
     '  --quiet    no progress on stderr',
+    '  --no-fsync do not fsync outputs (convert, quantize, cast, prune, distill): faster, still atomic, not',
+    '             durable across a power loss or kernel crash (see a verb\'s --help)',
     '  -h, --help help for a verb: modelsmith <verb> --help',
     '',
     'Failures print one line "modelsmith: E_CODE: message (file, tensor, byte offset)" and exit non-zero.',
@@ -69,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         output: { type: 'string', short: 'o' },
+        ...(WRITING_VERBS.has(verb) ? { 'no-fsync': { type: 'boolean' } } : {}),
         ...cmd.options,
       },
     };
@@ -80,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const values = parsed.values as Record<string, string | boolean | undefined>;
     if (values.help) {
-      process.stdout.write(cmd.help + '\n');
+      process.stdout.write(cmd.help + (WRITING_VERBS.has(verb) ? `\n\n${NO_FSYNC_HELP}` : '') + '\n');
       return EXIT_OK;
     }
     const out = makeOut(Boolean(values.json), Boolean(values.quiet));

@@ -11,6 +11,7 @@ import { quantizeStatic } from '../compress/static/quantize.js';
 import { formatSizeReport } from '../compress/report.js';
 import { modelFileBytes, openModelFile, saveOnnxFile } from '../platform/open.js';
 import { parseExclude } from './exclude.js';
+import { syncOpt } from './weights.js';
 import { formatBytes, table, type Out } from './output.js';
 import { counted, openModelData, parseChoice, parseFraction, parsePositiveInt } from './data-options.js';
 
@@ -76,7 +77,7 @@ export async function runStatic(input: string, output: string, values: Record<st
       perChannel: !values['per-tensor'], activationType, weightType,
       ...(ex ? { exclude: { names: ex.names, opTypes: ex.opTypes } } : {}),
     });
-    const stats = await saveOnnxFile(model, output, { inputs: [input] });
+    const stats = await saveOnnxFile(model, output, { inputs: [input], ...syncOpt(values) });
     const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
     const seconds = (performance.now() - t0) / 1000;
     const ratio = inputBytes > 0 ? outputBytes / inputBytes : 1;

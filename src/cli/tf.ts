@@ -70,7 +70,7 @@ function renderGraph(g: GraphSummary): string[] {
  * `convert model.onnx out_dir --to savedmodel`: the SavedModel is written into a temporary sibling
  * folder and renamed into place, so a failure leaves nothing; an existing output folder is refused.
  */
-export async function convertOnnxToSavedModel(input: string, outDir: string, opts: { nhwcIo: boolean; constants: boolean }, out: Out): Promise<Record<string, unknown>> {
+export async function convertOnnxToSavedModel(input: string, outDir: string, opts: { nhwcIo: boolean; constants: boolean; sync?: boolean }, out: Out): Promise<Record<string, unknown>> {
   if (await stat(outDir).catch(() => undefined)) {
     throw new ModelsmithError(ErrorCodes.IO, 'output folder exists; give a new path (a SavedModel is a folder)', { path: outDir });
   }
@@ -81,10 +81,10 @@ export async function convertOnnxToSavedModel(input: string, outDir: string, opt
   try {
     await mkdir(join(tmp, 'variables'), { recursive: true });
     const r = await writeOnnxAsSavedModel(model, async (rel) => {
-      const sink = await AtomicFileSink.create(join(tmp, rel));
+      const sink = await AtomicFileSink.create(join(tmp, rel), [], { sync: opts.sync ?? true });
       sinks.push(sink);
       return sink;
-    }, opts);
+    }, { nhwcIo: opts.nhwcIo, constants: opts.constants });
     for (const s of sinks) await s.commit();
     await rename(tmp, outDir);
     const seconds = (performance.now() - t0) / 1000;
@@ -108,14 +108,14 @@ export async function convertOnnxToSavedModel(input: string, outDir: string, opt
  * (a frozen GraphDef), the form OpenCV's `readNetFromTensorflow` and TF1 tools load. Written through
  * an atomic sink: a failure leaves nothing.
  */
-export async function convertOnnxToGraphDef(input: string, output: string, opts: { nhwcIo: boolean }, out: Out): Promise<Record<string, unknown>> {
+export async function convertOnnxToGraphDef(input: string, output: string, opts: { nhwcIo: boolean; sync?: boolean }, out: Out): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   const { model, close } = await openModelFile(input);
   let sink: AtomicFileSink | undefined;
   try {
     const r = await onnxToTf(model, { nhwcIo: opts.nhwcIo, constants: true });
     const bytes = toBinary(GraphDefSchema, r.graph);
-    sink = await AtomicFileSink.create(output, [input]);
+    sink = await AtomicFileSink.create(output, [input], { sync: opts.sync ?? true });
     await sink.write(bytes);
     await sink.commit();
     const seconds = (performance.now() - t0) / 1000;

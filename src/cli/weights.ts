@@ -73,6 +73,11 @@ function renderWeights(s: WeightsSummary, w: OpenedWeights): string[] {
   return lines;
 }
 
+/** The save option `--no-fsync` stands for (main.ts declares the flag for the verbs that write files). */
+export function syncOpt(values: Record<string, unknown>): { sync?: boolean } {
+  return values['no-fsync'] ? { sync: false } : {};
+}
+
 function keyOpt(values: Values): { key?: string } {
   return typeof values.key === 'string' ? { key: values.key } : {};
 }
@@ -103,7 +108,7 @@ export async function runWeights(
     const r = pass ? await pass(w.set, w) : { set: w.set, report: undefined };
     const total = r.set.tensors.reduce((a, t) => a + t.byteLength, 0);
     const bar = values.quiet ? progressBar('', 0, false) : progressBar(verb, total);
-    const saved = await saveWeights(trackLoads(r.set, bar), output, { inputs: [input], ...(shardSize !== undefined ? { shardSize } : {}) });
+    const saved = await saveWeights(trackLoads(r.set, bar), output, { inputs: [input], ...(shardSize !== undefined ? { shardSize } : {}), ...syncOpt(values) });
     bar.done();
     const seconds = (performance.now() - t0) / 1000;
     const ratio = inputBytes > 0 ? saved.bytes / inputBytes : 1;

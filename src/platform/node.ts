@@ -84,23 +84,43 @@ export function siblingResolver(modelPath: string, opened: FileSource[] = []): S
   };
 }
 
+export interface AtomicFileSinkOptions {
+  /**
+   * fsync the temp file before renaming it into place (default true). `false` keeps the atomicity
+   * (the output appears complete under its name or not at all, and never replaces an input) but gives
+   * up durability: after a power loss or kernel crash the renamed file may be empty or truncated, as a
+   * `cp` would be. Worth it when the data is easy to recreate: on big outputs waiting for the disk
+   * takes longer than writing the bytes into the page cache (`cp` + `sync` of 1 GiB measured
+   * 0.25–0.39× the speed of `cp`).
+   */
+  sync?: boolean;
+}
+
+/** Distinguishes temp files of sinks created in the same millisecond by one process. */
+let tempSerial = 0;
+
 /**
- * Writes to `<target>.tmp-<pid>-<n>` and renames on commit. Refuses to write over any path in `inputs`.
+ * Writes to `.<target>.tmp-<pid>-<time>-<n>` and renames on commit. Refuses to write over any path in `inputs`.
  */
 export class AtomicFileSink implements ByteSink {
   position = 0;
-  private constructor(private readonly fh: FileHandle, private readonly tmp: string, readonly target: string) {}
+  private constructor(private readonly fh: FileHandle, private readonly tmp: string, readonly target: string, readonly sync: boolean) {}
 
-  static async create(target: string, inputs: string[] = []): Promise<AtomicFileSink> {
+  static async create(target: string, inputs: string[] = [], opts: AtomicFileSinkOptions = {}): Promise<AtomicFileSink> {
     await refuseOverwrite(target, inputs);
-    const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
+    const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}-${tempSerial++}`);
     let fh: FileHandle;
     try {
       fh = await open(tmp, 'wx');
     } catch (e) {
       throw new ModelsmithError(ErrorCodes.IO, `cannot create output: ${(e as Error).message}`, { path: target, cause: e });
     }
-    return new AtomicFileSink(fh, tmp, target);
+    return new AtomicFileSink(fh, tmp, target, opts.sync ?? true);
+  }
+
+  /** The temp file's path (where the bytes are until `commit`). */
+  get tempPath(): string {
+    return this.tmp;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -113,9 +133,40 @@ export class AtomicFileSink implements ByteSink {
   }
 
   async commit(): Promise<void> {
-    await this.fh.sync();
+    await this.finish();
+    await this.publish();
+  }
+
+  /**
+   * Commit several outputs that belong together (a model and its data file, shards and their index):
+   * all are synced (in parallel) and closed before the first rename, and if a rename fails the files
+   * already renamed are removed again, so the set appears whole or not at all.
+   */
+  static async commitAll(sinks: AtomicFileSink[]): Promise<void> {
+    await Promise.all(sinks.map((s) => s.finish()));
+    const published: AtomicFileSink[] = [];
+    try {
+      for (const s of sinks) {
+        await s.publish();
+        published.push(s);
+      }
+    } catch (e) {
+      await Promise.all(published.map((s) => rm(s.target, { force: true })));
+      throw e;
+    }
+  }
+
+  private async finish(): Promise<void> {
+    if (this.sync) await this.fh.sync();
     await this.fh.close();
-    await rename(this.tmp, this.target);
+  }
+
+  private async publish(): Promise<void> {
+    try {
+      await rename(this.tmp, this.target);
+    } catch (e) {
+      throw new ModelsmithError(ErrorCodes.IO, `cannot rename the output into place: ${(e as Error).message}`, { path: this.target, cause: e });
+    }
   }
 
   async abort(): Promise<void> {

@@ -49,13 +49,16 @@ export interface SaveOnnxOptions {
   externalData?: { location?: string; threshold?: number };
   /** Input paths the output must never replace. */
   inputs?: string[];
+  /** fsync each file before its rename (default true); see AtomicFileSinkOptions.sync for what `false` gives up. */
+  sync?: boolean;
 }
 
 /** Write an ONNX model (and its external data file) atomically: all files appear, or none. */
 export async function saveOnnxFile(model: OnnxModel, output: string, opts: SaveOnnxOptions = {}): Promise<WriteOnnxStats & { files: string[] }> {
   // The model's own external data files are inputs too: writing over one would destroy weights still to be read.
   const inputs = [...(opts.inputs ?? []), ...externalFiles(model)];
-  const sink = await AtomicFileSink.create(output, inputs);
+  const sinkOpts = { sync: opts.sync ?? true };
+  const sink = await AtomicFileSink.create(output, inputs, sinkOpts);
   let ext: AtomicFileSink | undefined;
   try {
     let stats: WriteOnnxStats;
@@ -63,15 +66,15 @@ export async function saveOnnxFile(model: OnnxModel, output: string, opts: SaveO
     if (opts.externalData) {
       const location = opts.externalData.location ?? `${basename(output)}.data`;
       const extPath = output.slice(0, output.length - basename(output).length) + location;
-      ext = await AtomicFileSink.create(extPath, inputs);
+      ext = await AtomicFileSink.create(extPath, inputs, sinkOpts);
       const extOpts = { location, sink: ext, ...(opts.externalData.threshold !== undefined ? { threshold: opts.externalData.threshold } : {}) };
       stats = await writeOnnx(model, sink, { externalData: extOpts });
       files.push(extPath);
     } else {
       stats = await writeOnnx(model, sink);
     }
-    if (ext) await ext.commit();
-    await sink.commit();
+    // The data file first: a model must never appear without the weights it points to.
+    await AtomicFileSink.commitAll(ext ? [ext, sink] : [sink]);
     return { ...stats, files };
   } catch (e) {
     await sink.abort();

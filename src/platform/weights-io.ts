@@ -125,6 +125,8 @@ export interface SaveWeightsOptions {
   inputs?: string[];
   /** safetensors: split into shards of at most this many bytes (plus `<base>.safetensors.index.json`). */
   shardSize?: number;
+  /** fsync each file before its rename (default true); see AtomicFileSinkOptions.sync for what `false` gives up. */
+  sync?: boolean;
 }
 
 export interface SaveWeightsResult {
@@ -141,6 +143,7 @@ export async function saveWeights(set: WeightSet, output: string, opts: SaveWeig
     throw new ModelsmithError(ErrorCodes.USAGE, `cannot tell the weight format of '${output}': use .safetensors, .safetensors.index.json, .pt, .pth or .bin`, { path: output });
   }
   const inputs = opts.inputs ?? [];
+  const sinkOpts = { sync: opts.sync ?? true };
   const sharded = format === 'safetensors' && (opts.shardSize !== undefined || output.toLowerCase().endsWith('.index.json'));
   if (sharded) {
     const folder = dirname(output);
@@ -150,12 +153,12 @@ export async function saveWeights(set: WeightSet, output: string, opts: SaveWeig
     const sinks: AtomicFileSink[] = [];
     try {
       const r = await writeShardedSafetensors(set, async (fileName) => {
-        const sink = await AtomicFileSink.create(join(folder, fileName), inputs);
+        const sink = await AtomicFileSink.create(join(folder, fileName), inputs, sinkOpts);
         sinks.push(sink);
         return sink;
       }, { shardSize: opts.shardSize ?? 5 * 1024 ** 3, baseName });
-      // Shards are independent files: sync them together rather than one after another.
-      await Promise.all(sinks.map((s) => s.commit()));
+      // Synced together rather than one after another; renamed only once all are on disk.
+      await AtomicFileSink.commitAll(sinks);
       const bytes = sinks.reduce((a, s) => a + s.position, 0);
       return { format, files: r.files.map((f) => join(folder, f)), bytes, tensors: set.tensors.length };
     } catch (e) {
@@ -163,7 +166,7 @@ export async function saveWeights(set: WeightSet, output: string, opts: SaveWeig
       throw e;
     }
   }
-  const sink = await AtomicFileSink.create(output, inputs);
+  const sink = await AtomicFileSink.create(output, inputs, sinkOpts);
   try {
     if (format === 'safetensors') await writeSafetensors(set, sink, { path: output });
     // torch.save names the archive folder after the file; loaders accept any name, but match it.

@@ -4,7 +4,7 @@ import { DEFAULT_BLOCKED_OPS } from '../../compress/cast-blocklist.js';
 import { externalFiles, openModelFile, saveOnnxFile, spillFor } from '../../platform/open.js';
 import { formatBytes } from '../output.js';
 import type { Command } from './index.js';
-import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, weightsCastPass } from '../weights.js';
+import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, syncOpt, weightsCastPass } from '../weights.js';
 
 export const castCommand: Command = {
   name: 'cast',
@@ -88,7 +88,7 @@ examples:
       let stats: Awaited<ReturnType<typeof saveOnnxFile>>;
       try {
         ({ report } = await castModel(model, { to: to as CastTarget, keepIoTypes, blockOps, ...(spill ? { spill } : {}) }));
-        stats = await saveOnnxFile(model, output, { inputs: [input], ...(hadExternal ? { externalData: {} } : {}) });
+        stats = await saveOnnxFile(model, output, { inputs: [input], ...(hadExternal ? { externalData: {} } : {}), ...syncOpt(values) });
       } finally {
         await spill?.dispose();
       }

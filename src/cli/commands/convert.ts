@@ -6,7 +6,7 @@ import { evaluate } from '../../eval/compare.js';
 import { externalFiles, openModelFile, saveOnnxFile } from '../../platform/open.js';
 import { openWeights, weightOutputFormat } from '../../platform/weights-io.js';
 import { formatBytes } from '../output.js';
-import { detectFile, isWeightFormat, runWeights } from '../weights.js';
+import { detectFile, isWeightFormat, runWeights, syncOpt } from '../weights.js';
 import { convertCaffe } from '../caffe.js';
 import { convertOnnxToGraphDef, convertOnnxToSavedModel } from '../tf.js';
 import { parseTfTorchMap, savedModelToStateDict } from '../../convert/tf-pytorch/index.js';
@@ -113,7 +113,9 @@ examples:
     constants: { type: 'boolean' },
   },
   async run(positionals, values, out) {
-    if (positionals[0] && (await detectFile(positionals[0])) === 'caffe-prototxt') return runCaffe(positionals, values, out);
+    if (positionals[0] && (await detectFile(positionals[0])) === 'caffe-prototxt') {
+      return runCaffe(positionals, values, out);
+    }
     const input = positionals[0];
     const output = (values.output as string | undefined) ?? positionals[1];
     if (!input || !output || positionals.length > (values.output ? 1 : 2)) {
@@ -125,9 +127,9 @@ examples:
       if (inFormat !== 'onnx') throw new ModelsmithError(ErrorCodes.USAGE, `--to ${String(values.to)} converts ONNX models`);
       if (values.to === 'graphdef') {
         if (values.constants) throw new ModelsmithError(ErrorCodes.USAGE, '--constants is implied by --to graphdef (a frozen graph holds its weights as constants)');
-        return convertOnnxToGraphDef(input, output, { nhwcIo: Boolean(values['nhwc-io']) }, out);
+        return convertOnnxToGraphDef(input, output, { nhwcIo: Boolean(values['nhwc-io']), ...syncOpt(values) }, out);
       }
-      return convertOnnxToSavedModel(input, output, { nhwcIo: Boolean(values['nhwc-io']), constants: Boolean(values.constants) }, out);
+      return convertOnnxToSavedModel(input, output, { nhwcIo: Boolean(values['nhwc-io']), constants: Boolean(values.constants), ...syncOpt(values) }, out);
     }
     const recipe = typeof values.recipe === 'string' ? parseRecipe(await readText(values.recipe), values.recipe) : undefined;
     if (weightOutputFormat(output)) {
@@ -190,7 +192,7 @@ async function convertOnnx(input: string, output: string, values: Record<string,
       ? { ...(values.location ? { location: values.location as string } : {}), ...(threshold !== undefined ? { threshold } : {}) }
       : undefined;
     const inputs = [input, ...(typeof values.weights === 'string' ? [values.weights] : [])];
-    const stats = await saveOnnxFile(model, output, { inputs, ...(externalData ? { externalData } : {}) });
+    const stats = await saveOnnxFile(model, output, { inputs, ...(externalData ? { externalData } : {}), ...syncOpt(values) });
     const seconds = (performance.now() - t0) / 1000;
     out.say(`wrote ${stats.files.join(' + ')}: model ${formatBytes(stats.modelBytes)}` +
       (stats.externalTensors ? `, ${stats.externalTensors} tensors in external data (${formatBytes(stats.externalBytes)})` : '') +
@@ -239,7 +241,7 @@ async function runCaffe(positionals: string[], values: Record<string, string | b
     opset = Number(values.opset);
     if (!Number.isInteger(opset)) throw new ModelsmithError(ErrorCodes.USAGE, `--opset must be an integer, got '${String(values.opset)}'`);
   }
-  return convertCaffe(positionals[0]!, weights, output, opset, out);
+  return convertCaffe(positionals[0]!, weights, output, opset, out, syncOpt(values));
 }
 
 async function readText(path: string): Promise<string> {

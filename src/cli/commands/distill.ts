@@ -10,6 +10,7 @@ import { arrayBatches } from '../../train/data.js';
 import { DATA_HELP, parseChoice, parseFraction, parsePositiveInt } from '../data-options.js';
 import { formatBytes, table } from '../output.js';
 import { pct, throttled, trainHelp, trainSetup, TRAIN_OPTIONS } from '../train-options.js';
+import { syncOpt } from '../weights.js';
 import type { Command } from './index.js';
 
 const DEFAULTS = { optimizer: 'adam' as const, lr: 0.002, batch: 64 };
@@ -98,7 +99,7 @@ examples:
             (e.eval ? `, eval accuracy ${pct(e.eval)}` : '') + ` (${e.seconds.toFixed(1)} s)`, true),
         },
       );
-      const stats = await saveOnnxFile(onnxModel(model, { path: output }), output, { inputs: [input, ...(studentPath ? [studentPath] : [])] });
+      const stats = await saveOnnxFile(onnxModel(model, { path: output }), output, { inputs: [input, ...(studentPath ? [studentPath] : [])], ...syncOpt(values) });
       const seconds = (performance.now() - t0) / 1000;
       const teacherParams = report.params.teacher ?? parameterCount(teacher.model.proto);
       out.say(`student: ${report.params.student.toLocaleString('en-US')} parameters (${((report.params.student / teacherParams) * 100).toFixed(1)}% of the teacher's ${teacherParams.toLocaleString('en-US')})` +

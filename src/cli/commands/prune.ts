@@ -10,7 +10,7 @@ import type { Out } from '../output.js';
 import type { PruneChannelsOptions } from '../../compress/prune-structured.js';
 import { GRADIENT_HELP, GRADIENT_OPTIONS, runGradient } from '../gradient-prune.js';
 import { DATA_HELP } from '../data-options.js';
-import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, weightsPrunePass } from '../weights.js';
+import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, syncOpt, weightsPrunePass } from '../weights.js';
 
 const METHODS = ['magnitude', 'global', 'nm', 'channel', 'gradient'] as const;
 
@@ -145,7 +145,7 @@ examples:
     try {
       out.note(`read ${input} (${formatBytes(model.byteSize)})`);
       const { report } = await pruneWeights(model, opts);
-      const stats = await saveOnnxFile(model, output, { inputs: [input] });
+      const stats = await saveOnnxFile(model, output, { inputs: [input], ...syncOpt(values) });
       const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
       const seconds = (performance.now() - t0) / 1000;
       const ratio = inputBytes > 0 ? outputBytes / inputBytes : 1;
@@ -198,7 +198,7 @@ async function runChannel(input: string, output: string, values: Record<string, 
   try {
     out.note(`read ${input} (${formatBytes(model.byteSize)})`);
     const { report, diagnostics } = pruneChannels(model, opts);
-    const stats = await saveOnnxFile(model, output, { inputs: [input] });
+    const stats = await saveOnnxFile(model, output, { inputs: [input], ...syncOpt(values) });
     const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
     const seconds = (performance.now() - t0) / 1000;
     const ratioOut = inputBytes > 0 ? outputBytes / inputBytes : 1;

@@ -10,7 +10,7 @@ import { formatBytes, table } from '../output.js';
 import type { Command } from './index.js';
 import { STATIC_HELP, STATIC_OPTIONS, runStatic } from '../static-quantize.js';
 import { DATA_HELP } from '../data-options.js';
-import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, weightsQuantizePass } from '../weights.js';
+import { CONTAINER_HELP, CONTAINER_OPTIONS, detectFile, isWeightFormat, runWeights, syncOpt, weightsQuantizePass } from '../weights.js';
 
 const METHODS = ['weight', 'dynamic', 'int4', 'static'] as const;
 
@@ -110,7 +110,9 @@ examples:
     for (const k of Object.keys(CONTAINER_OPTIONS).concat('include-1d')) {
       if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} applies to weight containers, not ONNX models`);
     }
-    if (method === 'static') return runStatic(input, output, values, out);
+    if (method === 'static') {
+      return runStatic(input, output, values, out);
+    }
     if (method === 'int4' || method === 'dynamic') return runMethod(method, input, output, values, out);
     for (const k of ['block-size', 'asymmetric', 'reduce-range', 'keep-opset']) {
       if (values[k] !== undefined) throw new ModelsmithError(ErrorCodes.USAGE, `--${k} does not apply to --method weight`);
@@ -149,7 +151,7 @@ examples:
       let stats: Awaited<ReturnType<typeof saveOnnxFile>>;
       try {
         ({ report } = await quantizeWeights(model, { ...opts, ...(spill ? { spill } : {}) }));
-        stats = await saveOnnxFile(model, output, { inputs: [input], ...(hadExternal ? { externalData: {} } : {}) });
+        stats = await saveOnnxFile(model, output, { inputs: [input], ...(hadExternal ? { externalData: {} } : {}), ...syncOpt(values) });
       } finally {
         await spill?.dispose();
       }
@@ -217,7 +219,7 @@ async function runMethod(method: 'int4' | 'dynamic', input: string, output: stri
     const { report } = method === 'int4'
       ? await quantizeInt4(model, { blockSize, symmetric, ...(exclude ? { exclude } : {}) })
       : await quantizeDynamic(model, { reduceRange, perChannel: Boolean(values['per-channel']), opTypes, upgradeOpset: !values['keep-opset'], ...(exclude ? { exclude } : {}), ...(minElements !== undefined ? { minElements } : {}) });
-    const stats = await saveOnnxFile(model, output, { inputs: [input] });
+    const stats = await saveOnnxFile(model, output, { inputs: [input], ...syncOpt(values) });
     const outputBytes = stats.modelBytes + (stats.externalBytes ?? 0);
     const seconds = (performance.now() - t0) / 1000;
     const ratio = inputBytes > 0 ? outputBytes / inputBytes : 1;
