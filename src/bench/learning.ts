@@ -49,7 +49,9 @@ export interface Row {
 }
 
 async function gunzipIdx(path: string, rank: number, maxBytes: number): Promise<{ dims: number[]; data: Uint8Array }> {
-  const gz = new Uint8Array(await readFile(path));
+  const gz = new Uint8Array(await readFile(path).catch((e: unknown) => {
+    throw new ModelsmithError(ErrorCodes.IO, `cannot read the Fashion-MNIST training set (${(e as Error).message}); install it with: apt-get install dataset-fashion-mnist, or pass --data DIR`, { path, cause: e });
+  }));
   let raw: Uint8Array;
   try {
     raw = gunzipSync(gz, { maxOutputLength: maxBytes });
