@@ -50,6 +50,10 @@ describe('learning bench: training-set loader', () => {
     await expect(loadTrainingSet(dir)).rejects.toThrow(/E_MALFORMED.*14×56/);
   });
 
+  it('names the missing training set and how to install it (E_IO)', async () => {
+    await expect(loadTrainingSet(join(dir, 'missing'))).rejects.toThrow(/E_IO: cannot read the Fashion-MNIST training set.*apt-get install dataset-fashion-mnist/);
+  });
+
   it.runIf(existsSync(join(DEFAULT_TRAIN_DIR, 'train-images-idx3-ubyte.gz')))('loads the Debian training set (60,000 images)', async () => {
     const ds = await loadTrainingSet();
     expect(ds.labels!.length).toBe(60_000);
