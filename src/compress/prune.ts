@@ -212,7 +212,7 @@ export async function pruneWeights(model: OnnxModel, opts: PruneWeightsOptions):
       if (shape[axis]! % m !== 0) { skip(`input axis ${axis} has length ${shape[axis]}, not a multiple of M=${m}`); continue; }
     }
     const t = await tensorFromProto(c.proto, ctx);
-    const raw = t.data.slice(); // aligned copy
+    const raw = new Uint8Array(t.data); // aligned copy (a Node Buffer's slice() would be a view)
     let x: Float32Array;
     let h: Uint16Array | undefined;
     if (dtype === 'float16') {

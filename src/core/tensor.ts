@@ -66,7 +66,8 @@ export function typedView(t: Tensor): View {
   const d = t.data;
   const len = d.byteLength / C.BYTES_PER_ELEMENT;
   if (d.byteOffset % C.BYTES_PER_ELEMENT === 0) return new C(d.buffer, d.byteOffset, len);
-  const copy = d.slice();
+  // new Uint8Array(d), not d.slice(): on a Node Buffer slice() is a view, not a copy at offset 0.
+  const copy = new Uint8Array(d);
   return new C(copy.buffer, 0, len);
 }
 

@@ -127,7 +127,7 @@ export class OrtSession {
     const k = ORT_TYPES[t.dtype];
     if (!k) throw new ModelsmithError(ErrorCodes.DTYPE, `onnxruntime-node has no ${t.dtype} tensor type`, { tensor: t.name, path: this.path });
     // A fresh aligned copy: tensor bytes may be an unaligned view into a file buffer.
-    const copy = t.data.slice();
+    const copy = new Uint8Array(t.data); // not slice(): a Node Buffer's slice is a view
     return new this.ort.Tensor(t.dtype, new k.ctor(copy.buffer, 0, copy.byteLength / k.size), t.shape);
   }
 }

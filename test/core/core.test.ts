@@ -77,3 +77,13 @@ describe('format detection', () => {
     expect(detectFormat(new TextEncoder().encode('hello world'), 'notes.txt')).toBeUndefined();
   });
 });
+
+describe('typedView on Node Buffers', () => {
+  it('copies an unaligned Buffer view to the right values (Buffer.slice is a view, not a copy)', () => {
+    const f = Float32Array.of(1.5, -2.25, 3.125);
+    const file = Buffer.alloc(3 + 12);
+    Buffer.from(f.buffer).copy(file, 3);
+    const t = { name: 'w', dtype: 'float32' as const, shape: [3], data: file.subarray(3) };
+    expect(Array.from(typedView(t) as Float32Array)).toEqual([1.5, -2.25, 3.125]);
+  });
+});

@@ -44,7 +44,8 @@ function escapeRe(s: string): string {
 
 /** Bytes of a floating tensor as float32 (widening float16/bfloat16, narrowing float64 with a range check). */
 export function toFloat32(dtype: DType, bytes: Uint8Array, name: string): Float32Array {
-  const aligned = (es: number) => (bytes.byteOffset % es === 0 ? bytes : bytes.slice());
+  // new Uint8Array(bytes) copies to offset 0; a Node Buffer's slice() would stay an unaligned view.
+  const aligned = (es: number) => (bytes.byteOffset % es === 0 ? bytes : new Uint8Array(bytes));
   switch (dtype) {
     case 'float32': {
       const b = aligned(4);

@@ -38,6 +38,6 @@ export function tensorProtoOf(t: Tensor): TensorProto {
       default: break;
     }
   }
-  p.tensorContent = t.data.slice();
+  p.tensorContent = new Uint8Array(t.data);
   return p;
 }

@@ -83,7 +83,7 @@ export async function replaceOnnxInitializers(model: OnnxModel, set: WeightSet, 
     const data = await t.load();
     if (data.byteLength !== t.byteLength) throw new ModelsmithError(ErrorCodes.TENSOR_SIZE, `loaded ${data.byteLength} bytes, expected ${t.byteLength}`, { tensor: t.name });
     // Plain raw_data: drop every other storage the initializer had (typed fields, external data).
-    tp.rawData = data.slice();
+    tp.rawData = new Uint8Array(data); // a copy (a Node Buffer's slice() is a view)
     tp.floatData = []; tp.int32Data = []; tp.int64Data = []; tp.doubleData = []; tp.uint64Data = []; tp.stringData = [];
     tp.externalData = [];
     tp.dataLocation = TensorProto_DataLocation.DEFAULT;

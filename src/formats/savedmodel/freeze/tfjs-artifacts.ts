@@ -132,7 +132,7 @@ class Weights {
     const bytes = weightBytes(tv);
     this.total += bytes.byteLength;
     this.specs.push({ name, shape: tv.shape, dtype: tv.dtype });
-    this.data.push(bytes.slice().buffer);
+    this.data.push(new Uint8Array(bytes).buffer);
     this.names.add(name);
   }
 }
