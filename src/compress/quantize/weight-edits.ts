@@ -17,6 +17,7 @@ import {
   type TensorProto,
 } from 'onnx-buf';
 import { dtypeInfo } from '../../core/dtype.js';
+import type { Diagnostic } from '../../core/errors.js';
 import { errorStatsFromSums } from '../../eval/metrics.js';
 import { subgraphs, type WeightCandidate } from '../graph.js';
 import { bytesOf, constantNode } from './int4.js';
@@ -24,6 +25,38 @@ import type { QuantizedTensor, WeightQType } from './weight.js';
 
 const Q_ONNX: Record<WeightQType, number> = { int8: dtypeInfo('int8').onnx, uint8: dtypeInfo('uint8').onnx };
 const FLOAT = dtypeInfo('float32').onnx;
+
+/** The op types reading a candidate weight, for reports. */
+export function candidateOps(c: WeightCandidate): string {
+  return [...new Set(c.uses.map((u) => u.node.opType))].join(',');
+}
+
+/**
+ * How weights are dequantized at `opset`, pushing the diagnostic that explains it; undefined below
+ * opset 7 (no broadcasting Mul: nothing can be quantized, also said by a diagnostic).
+ * DequantizeLinear: per tensor from opset 10, per axis from 13. Otherwise Cast → (Sub) → Mul, which
+ * computes the same (q - zp) * scale in float32 and broadcasts per-channel scales; the opset is not
+ * raised (ops such as Unsqueeze, Split, Slice, Clip changed signatures since then).
+ */
+export function dequantizeForm(opset: number | undefined, perChannel: boolean, diagnostics: Diagnostic[]): 'dq' | 'cast-mul' | undefined {
+  if (opset === undefined || opset < 7) {
+    diagnostics.push({
+      level: 'warning',
+      code: 'quantize.opset_too_old',
+      message: `the model imports ai.onnx opset ${opset ?? '(none)'}; dequantizing needs opset 7 (Cast/Mul with broadcasting) or 10 (DequantizeLinear), so no weight was quantized`,
+    });
+    return undefined;
+  }
+  const form: 'dq' | 'cast-mul' = opset >= 13 || (opset >= 10 && !perChannel) ? 'dq' : 'cast-mul';
+  if (form === 'cast-mul') {
+    diagnostics.push({
+      level: 'info',
+      code: 'quantize.cast_mul_form',
+      message: `ai.onnx opset ${opset} has no ${opset < 10 ? 'DequantizeLinear' : 'per-axis DequantizeLinear'}; weights are dequantized with Cast → Sub → Mul nodes instead (same values; the opset is not raised)`,
+    });
+  }
+  return form;
+}
 
 export interface WeightEdits {
   /** graph → dequantize nodes to put first. */

@@ -18,7 +18,7 @@
  *   Memory: graph structure + codes + payloads not quantized + one float tensor in the arena.
  */
 import { create } from '@bufbuild/protobuf';
-import { applyWeightEdits, newWeightEdits, recordQuantizedWeight } from './weight-edits.js';
+import { applyWeightEdits, candidateOps, dequantizeForm, newWeightEdits, recordQuantizedWeight } from './weight-edits.js';
 import {
   GraphProtoSchema,
   ModelProtoSchema,
@@ -226,7 +226,7 @@ async function quantizeForward(source: ByteSource, lazyOpts: ReadOnnxLazyOptions
     size: sizeReport(before, tensorBytes(model)),
     diagnostics,
   });
-  const opsOf = (c: WeightCandidate): string => [...new Set(c.uses.map((u) => u.node.opType))].join(',');
+  const opsOf = candidateOps;
 
   // Every weight used up by the scan must be quantized now, exactly as it was.
   const used = new Set<number>();
@@ -239,22 +239,10 @@ async function quantizeForward(source: ByteSource, lazyOpts: ReadOnnxLazyOptions
   }
   if (speculated.size > 0 && (opset === undefined || opset < 7)) unsupported(`ai.onnx opset ${opset ?? '(none)'} is only known at the end of the file and leaves weights unquantized`);
 
-  if (opset === undefined || opset < 7) {
-    diagnostics.push({
-      level: 'warning',
-      code: 'quantize.opset_too_old',
-      message: `the model imports ai.onnx opset ${opset ?? '(none)'}; dequantizing needs opset 7 (Cast/Mul with broadcasting) or 10 (DequantizeLinear), so no weight was quantized`,
-    });
+  const form = dequantizeForm(opset, opts.perChannel, diagnostics);
+  if (!form) {
     for (const c of candidates) skipped.push({ name: c.name, op: opsOf(c), scope: c.frame.scope, reason: `ai.onnx opset ${opset ?? 'missing'} < 7` });
     return { model, report: report(), payloads: payloadStats(model) };
-  }
-  const form: 'dq' | 'cast-mul' = opset >= 13 || (opset >= 10 && !opts.perChannel) ? 'dq' : 'cast-mul';
-  if (form === 'cast-mul') {
-    diagnostics.push({
-      level: 'info',
-      code: 'quantize.cast_mul_form',
-      message: `ai.onnx opset ${opset} has no ${opset < 10 ? 'DequantizeLinear' : 'per-axis DequantizeLinear'}; weights are dequantized with Cast → Sub → Mul nodes instead (same values; the opset is not raised)`,
-    });
   }
   const perChannel = opts.perChannel;
   const unique = uniqueNamer(proto);

@@ -34,7 +34,7 @@
  * neither the dequantized tensor nor a JS copy of the weight is ever made. With `spill`, the codes of
  * big weights go to a scratch file as they are made, and memory stays bounded by one tensor.
  */
-import { applyWeightEdits, newWeightEdits, recordQuantizedWeight } from './weight-edits.js';
+import { applyWeightEdits, candidateOps, dequantizeForm, newWeightEdits, recordQuantizedWeight } from './weight-edits.js';
 import type { Diagnostic } from '../../core/errors.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
@@ -47,7 +47,7 @@ import { withArenaAsync } from '../arena-lock.js';
 import { payloadOut, type PayloadOut, type Spill } from '../spill.js';
 import { sizeReport, tensorBytes, type SizeReport } from '../report.js';
 import { raiseIr } from './int4.js';
-import { defaultOpset, findWeightCandidates, uniqueNamer, type WeightCandidate } from '../graph.js';
+import { defaultOpset, findWeightCandidates, uniqueNamer } from '../graph.js';
 
 export type WeightQType = 'int8' | 'uint8';
 
@@ -113,7 +113,6 @@ export interface QuantizeWeightsReport {
   diagnostics: Diagnostic[];
 }
 
-type Candidate = WeightCandidate;
 
 
 function checkOptions(o: QuantizeWeightsOptions): number {
@@ -153,27 +152,12 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
     size: sizeReport(before, tensorBytes(model)),
     diagnostics,
   });
-  const opsOf = (c: Candidate): string => [...new Set(c.uses.map((u) => u.node.opType))].join(',');
+  const opsOf = candidateOps;
 
-  if (opset === undefined || opset < 7) {
-    diagnostics.push({
-      level: 'warning',
-      code: 'quantize.opset_too_old',
-      message: `the model imports ai.onnx opset ${opset ?? '(none)'}; dequantizing needs opset 7 (Cast/Mul with broadcasting) or 10 (DequantizeLinear), so no weight was quantized`,
-    });
+  const form = dequantizeForm(opset, opts.perChannel, diagnostics);
+  if (!form) {
     for (const c of candidates) skipped.push({ name: c.name, op: opsOf(c), scope: c.frame.scope, reason: `ai.onnx opset ${opset ?? 'missing'} < 7` });
     return { model, report: report() };
-  }
-  // DequantizeLinear: per tensor from opset 10, per axis from 13. Otherwise Cast → (Sub) → Mul, which
-  // computes the same (q - zp) * scale in float32 and broadcasts per-channel scales; the opset is not
-  // raised (ops such as Unsqueeze, Split, Slice, Clip changed signatures since then).
-  const form: 'dq' | 'cast-mul' = opset >= 13 || (opset >= 10 && !opts.perChannel) ? 'dq' : 'cast-mul';
-  if (form === 'cast-mul') {
-    diagnostics.push({
-      level: 'info',
-      code: 'quantize.cast_mul_form',
-      message: `ai.onnx opset ${opset} has no ${opset < 10 ? 'DequantizeLinear' : 'per-axis DequantizeLinear'}; weights are dequantized with Cast → Sub → Mul nodes instead (same values; the opset is not raised)`,
-    });
   }
   const perChannel = opts.perChannel;
 
