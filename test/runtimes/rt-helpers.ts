@@ -2,8 +2,11 @@
  * Shared pieces of the runtime suite: paths, the two reference compressions computed in Node from the
  * sources (what every runtime must reproduce byte for byte), and a deterministic big safetensors file.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import WebSocket from 'ws';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { MemorySink } from '../../src/io/source.js';
 import { FileSource } from '../../src/platform/node.js';
@@ -88,4 +91,69 @@ export function writeBigSafetensors(path: string, layers = 25, rows = 1024, cols
     closeSync(fd);
   }
   return 8 + json.length + layers * bytesPer;
+}
+
+/** A free TCP port on 127.0.0.1 (for workerd's inspector). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * Samples a workerd isolate's memory through the V8 inspector on `port` (Runtime.getHeapUsage: JS heap +
+ * ArrayBuffer backing stores, which include the kernels' WASM memory) — the quantity the Workers limit is about.
+ */
+export async function isolateSampler(port: number, worker: string): Promise<{ stop(): Promise<{ peakMiB: number; idleMiB: number; samples: number }> }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/core:user:${worker}`);
+  await new Promise<void>((res, rej) => { ws.once('open', () => res()); ws.once('error', rej); });
+  let id = 0;
+  const waiting = new Map<number, (v: Record<string, number>) => void>();
+  ws.on('message', (m) => {
+    const d = JSON.parse(String(m)) as { id?: number; result?: Record<string, number> };
+    if (d.id !== undefined) {
+      waiting.get(d.id)?.(d.result ?? {});
+      waiting.delete(d.id);
+    }
+  });
+  const usage = () => new Promise<number>((res) => {
+    const i = ++id;
+    waiting.set(i, (r) => res((r.usedSize ?? 0) + (r.backingStorageSize ?? 0)));
+    ws.send(JSON.stringify({ id: i, method: 'Runtime.getHeapUsage' }));
+  });
+  const idle = await usage();
+  let peak = idle;
+  let samples = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      peak = Math.max(peak, await usage());
+      samples++;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      ws.close();
+      return { peakMiB: peak / 2 ** 20, idleMiB: idle / 2 ** 20, samples };
+    },
+  };
+}
+
+/** The workerd process miniflare started (a child of this test process): its peak and current RSS. */
+export function workerdStatus(): { pid: number; hwmKiB: number; rssKiB: number } {
+  const pids = execFileSync('pgrep', ['-P', String(process.pid)]).toString().trim().split('\n').map(Number);
+  for (const pid of pids) {
+    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('workerd')) continue;
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return { pid, hwmKiB: Number(/VmHWM:\s+(\d+)/.exec(s)![1]), rssKiB: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) };
+  }
+  throw new Error('workerd process not found');
 }

@@ -5,21 +5,18 @@
  * examples/worker, and the response is hashed as it streams and compared with the Node in-memory
  * path. The isolate's memory is sampled through the V8 inspector, as in workerd.runtime.ts.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { createServer } from 'node:net';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, TensorProtoSchema } from 'onnx-buf';
 import { Miniflare } from 'miniflare';
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tensorValueInfo } from '../../src/formats/onnx/build.js';
 import { lengthDelimitedHeader } from '../../src/formats/onnx/wire.js';
-import { nodeCompress, requireBuilt, ROOT, SAMPLE_ONNX, sha256, WORKERD_BUNDLE } from './rt-helpers.js';
+import { freePort, isolateSampler, workerdStatus, nodeCompress, requireBuilt, ROOT, SAMPLE_ONNX, sha256, WORKERD_BUNDLE } from './rt-helpers.js';
 
 /**
  * x [1, n] → MatMul × layers → y, weights from a fixed LCG, fields in protobuf's number order (nodes
@@ -69,66 +66,6 @@ export function writeBigOnnx(path: string, layers = 25, n = 1024): number {
     closeSync(fd);
   }
   return size;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
-
-/** Isolate memory (JS heap + ArrayBuffer backing stores, incl. WASM memory) sampled through the inspector. */
-async function isolateSampler(port: number, worker: string): Promise<{ stop(): Promise<{ peakMiB: number; idleMiB: number; samples: number }> }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/core:user:${worker}`);
-  await new Promise<void>((res, rej) => { ws.once('open', () => res()); ws.once('error', rej); });
-  let id = 0;
-  const waiting = new Map<number, (v: Record<string, number>) => void>();
-  ws.on('message', (m) => {
-    const d = JSON.parse(String(m)) as { id?: number; result?: Record<string, number> };
-    if (d.id !== undefined) {
-      waiting.get(d.id)?.(d.result ?? {});
-      waiting.delete(d.id);
-    }
-  });
-  const usage = () => new Promise<number>((res) => {
-    const i = ++id;
-    waiting.set(i, (r) => res((r.usedSize ?? 0) + (r.backingStorageSize ?? 0)));
-    ws.send(JSON.stringify({ id: i, method: 'Runtime.getHeapUsage' }));
-  });
-  const idle = await usage();
-  let peak = idle;
-  let samples = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      peak = Math.max(peak, await usage());
-      samples++;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      ws.close();
-      return { peakMiB: peak / 2 ** 20, idleMiB: idle / 2 ** 20, samples };
-    },
-  };
-}
-
-function workerdStatus(): { hwmKiB: number; rssKiB: number } {
-  const pids = execFileSync('pgrep', ['-P', String(process.pid)]).toString().trim().split('\n').map(Number);
-  for (const pid of pids) {
-    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('workerd')) continue;
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return { hwmKiB: Number(/VmHWM:\s+(\d+)/.exec(s)![1]), rssKiB: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) };
-  }
-  throw new Error('workerd process not found');
 }
 
 /** The worker script to run: examples/worker itself, against the built workerd bundle (which must export the streaming quantizer). */

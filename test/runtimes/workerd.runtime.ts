@@ -3,16 +3,13 @@
  * reference, error responses with modelsmith codes, eval blocked, and a 100 MB safetensors upload
  * quantized as a stream, with the workerd process's memory high-water mark measured.
  */
-import { execFileSync } from 'node:child_process';
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { createServer } from 'node:net';
 import { Miniflare } from 'miniflare';
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeCompress, requireBuilt, ROOT, sha256, SAMPLE_ONNX, SILERO, TASKS, writeBigSafetensors } from './rt-helpers.js';
+import { freePort, isolateSampler, workerdStatus, nodeCompress, requireBuilt, ROOT, sha256, SAMPLE_ONNX, SILERO, TASKS, writeBigSafetensors } from './rt-helpers.js';
 
 const WORKER = resolve(ROOT, 'examples/worker/src/index.js');
 const RULES = [{ type: 'ESModule' as const, include: ['**/*.js'] }, { type: 'CompiledWasm' as const, include: ['**/*.wasm'] }];
@@ -22,56 +19,6 @@ let mf: Miniflare;
 let dir: string;
 let inspectorPort: number;
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
-
-/**
- * Samples the isolate's memory through the V8 inspector (Runtime.getHeapUsage: JS heap + ArrayBuffer
- * backing stores, which include the kernels' WASM memory) — the quantity the Workers limit is about.
- */
-async function isolateSampler(worker: string): Promise<{ stop(): Promise<{ peakMiB: number; idleMiB: number; samples: number }> }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${inspectorPort}/core:user:${worker}`);
-  await new Promise<void>((res, rej) => { ws.once('open', () => res()); ws.once('error', rej); });
-  let id = 0;
-  const waiting = new Map<number, (v: Record<string, number>) => void>();
-  ws.on('message', (m) => {
-    const d = JSON.parse(String(m)) as { id?: number; result?: Record<string, number> };
-    if (d.id !== undefined) waiting.get(d.id)?.(d.result ?? {});
-    if (d.id !== undefined) waiting.delete(d.id);
-  });
-  const usage = () => new Promise<number>((res) => {
-    const i = ++id;
-    waiting.set(i, (r) => res((r.usedSize ?? 0) + (r.backingStorageSize ?? 0)));
-    ws.send(JSON.stringify({ id: i, method: 'Runtime.getHeapUsage' }));
-  });
-  const idle = await usage();
-  let peak = idle;
-  let samples = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      peak = Math.max(peak, await usage());
-      samples++;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      ws.close();
-      return { peakMiB: peak / 2 ** 20, idleMiB: idle / 2 ** 20, samples };
-    },
-  };
-}
 
 beforeAll(async () => {
   requireBuilt();
@@ -106,18 +53,6 @@ async function post(worker: string, query: string, body: Uint8Array | ReadableSt
   if (length !== undefined) headers['content-length'] = String(length);
   const init = { method: 'POST', body, headers, ...(body instanceof ReadableStream ? { duplex: 'half' } : {}) };
   return (await fetcher(worker)).fetch(`http://worker/${query}`, init);
-}
-
-/** The workerd process miniflare started (a child of this test process). */
-function workerdStatus(): { pid: number; hwmKiB: number; rssKiB: number } {
-  const pids = execFileSync('pgrep', ['-P', String(process.pid)]).toString().trim().split('\n').map(Number);
-  for (const pid of pids) {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmd.includes('workerd')) continue;
-    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return { pid, hwmKiB: Number(/VmHWM:\s+(\d+)/.exec(s)![1]), rssKiB: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) };
-  }
-  throw new Error('workerd process not found');
 }
 
 describe('Cloudflare Worker example in workerd', () => {
@@ -207,7 +142,7 @@ describe('Cloudflare Worker example in workerd', () => {
     const size = writeBigSafetensors(big);
     expect(size).toBeGreaterThan(100 * 1024 * 1024);
     const before = workerdStatus();
-    const sampler = await isolateSampler('main');
+    const sampler = await isolateSampler(inspectorPort, 'main');
     const body = Readable.toWeb(createReadStream(big)) as unknown as ReadableStream<Uint8Array>;
     const res = await post('main', '?mode=int8&name=big.safetensors', body, size);
     expect(res.status).toBe(200);

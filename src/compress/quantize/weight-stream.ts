@@ -27,7 +27,7 @@ import {
   type TensorProto,
 } from 'onnx-buf';
 import { dtypeInfo } from '../../core/dtype.js';
-import { ErrorCodes, ModelsmithError, type Diagnostic } from '../../core/errors.js';
+import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import type { ByteSink, ByteSource } from '../../io/source.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
 import { externalDataRef, modelTensorContext, payloadReader, tensorDType, tensorShape } from '../../formats/onnx/tensor.js';
@@ -39,10 +39,9 @@ import { initKernels, type Kernels } from '../../kernels/loader.js';
 import { quantizeStatsWindows } from '../../kernels/quantize.js';
 import { minMaxAxisWindows, minMaxWindows } from '../../kernels/stats.js';
 import { withArenaAsync } from '../arena-lock.js';
-import { sizeReport, tensorBytes } from '../report.js';
 import { defaultOpset, findWeightCandidates, uniqueNamer, type WeightCandidate } from '../graph.js';
 import { raiseIr } from './int4.js';
-import { quantizeWeights, weightParams, type QuantizedTensor, type QuantizeWeightsOptions, type QuantizeWeightsReport, type SkippedTensor } from './weight.js';
+import { checkOptions, quantizeWeights, weightParams, weightReport, type QuantizeWeightsOptions, type QuantizeWeightsReport } from './weight.js';
 
 export interface QuantizeOnnxSourceOptions extends Omit<QuantizeWeightsOptions, 'spill'> {
   /** Name used in messages (default: the source name). */
@@ -135,17 +134,6 @@ interface Speculation {
   result: Quantized;
 }
 
-function checkOptions(o: QuantizeWeightsOptions): number {
-  if (o.dtype !== 'int8' && o.dtype !== 'uint8') {
-    throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `weight-only quantization to '${String(o.dtype)}' is not supported (int8 or uint8)`);
-  }
-  const minElements = o.minElements ?? 16;
-  if (!Number.isSafeInteger(minElements) || minElements < 1) {
-    throw new ModelsmithError(ErrorCodes.USAGE, `minElements must be a positive integer, got ${String(o.minElements)}`);
-  }
-  return minElements;
-}
-
 /**
  * The candidate a graph initializer would be, judged from the graph read so far plus this tensor:
  * its first registered consumer gives the axis. Undefined when no registered node reads it.
@@ -213,19 +201,9 @@ async function quantizeForward(source: ByteSource, lazyOpts: ReadOnnxLazyOptions
     throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `cannot quantize this model from a stream read once: ${why}; read it from a file or Blob instead`, ctx);
   };
 
-  const before = tensorBytes(model);
-  const diagnostics: Diagnostic[] = [];
-  const quantized: QuantizedTensor[] = [];
-  const skipped: SkippedTensor[] = [];
+  const { diagnostics, quantized, skipped, report } = weightReport(model, opts, minElements);
   const candidates = findWeightCandidates(proto);
   const opset = defaultOpset(proto);
-  const report = (): QuantizeWeightsReport => ({
-    options: { dtype: opts.dtype, perChannel: opts.perChannel, symmetric: opts.symmetric, minElements },
-    quantized,
-    skipped,
-    size: sizeReport(before, tensorBytes(model)),
-    diagnostics,
-  });
   const opsOf = candidateOps;
 
   // Every weight used up by the scan must be quantized now, exactly as it was.

@@ -113,9 +113,8 @@ export interface QuantizeWeightsReport {
   diagnostics: Diagnostic[];
 }
 
-
-
-function checkOptions(o: QuantizeWeightsOptions): number {
+/** Checks the options both weight passes share; returns minElements. */
+export function checkOptions(o: QuantizeWeightsOptions): number {
   if (o.dtype !== 'int8' && o.dtype !== 'uint8') {
     throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `weight-only quantization to '${String(o.dtype)}' is not supported (int8 or uint8)`);
   }
@@ -129,6 +128,22 @@ function checkOptions(o: QuantizeWeightsOptions): number {
   return minElements;
 }
 
+/** The report both weight passes build: entries collected as candidates are visited, sizes measured at the end. */
+export function weightReport(model: OnnxModel, opts: QuantizeWeightsOptions, minElements: number) {
+  const before = tensorBytes(model);
+  const diagnostics: Diagnostic[] = [];
+  const quantized: QuantizedTensor[] = [];
+  const skipped: SkippedTensor[] = [];
+  const report = (): QuantizeWeightsReport => ({
+    options: { dtype: opts.dtype, perChannel: opts.perChannel, symmetric: opts.symmetric, minElements },
+    quantized,
+    skipped,
+    size: sizeReport(before, tensorBytes(model)),
+    diagnostics,
+  });
+  return { diagnostics, quantized, skipped, report };
+}
+
 /**
  * Quantize the weights of `model` in place (the same object is returned). Every weight that is not
  * quantized is listed in `report.skipped` with the reason.
@@ -137,21 +152,11 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
   const minElements = checkOptions(opts);
   await initKernels();
   const proto = model.proto;
-  const before = tensorBytes(model);
-  const diagnostics: Diagnostic[] = [];
-  const quantized: QuantizedTensor[] = [];
-  const skipped: SkippedTensor[] = [];
+  const { diagnostics, quantized, skipped, report } = weightReport(model, opts, minElements);
   const exNames = new Set(opts.exclude?.names ?? []);
   const exOps = new Set(opts.exclude?.opTypes ?? []);
   const candidates = findWeightCandidates(proto);
   const opset = defaultOpset(proto);
-  const report = (): QuantizeWeightsReport => ({
-    options: { dtype: opts.dtype, perChannel: opts.perChannel, symmetric: opts.symmetric, minElements },
-    quantized,
-    skipped,
-    size: sizeReport(before, tensorBytes(model)),
-    diagnostics,
-  });
   const opsOf = candidateOps;
 
   const form = dequantizeForm(opset, opts.perChannel, diagnostics);
