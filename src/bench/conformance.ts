@@ -16,7 +16,10 @@ import { typedView, type Tensor } from '../core/tensor.js';
 import { onnxToTf, supportedOps } from '../convert/onnx-tf/index.js';
 import { REFUSED_FORM } from '../convert/onnx-tf/context.js';
 import { decodeOnnx } from '../formats/onnx/read.js';
+import { decodeSequenceProto, stackSequence } from '../formats/onnx/sequence.js';
 import { decodeTensorProto, tensorFromProtoSync } from '../formats/onnx/tensor.js';
+import { toCarrier } from '../convert/onnx-tf/carriers.js';
+import type { ValueInfoProto } from 'onnx-buf';
 import type { GraphDef } from '../formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { runGraphDef } from '../formats/savedmodel/tfjs.js';
 
@@ -104,7 +107,12 @@ async function runOne(dir: string, test: string, ops: string[]): Promise<TestRes
     const inits = new Set(g.initializer.map((t) => t.name));
     const inputs = g.input.filter((i) => !inits.has(i.name));
     const ds = join(base, 'test_data_set_0');
-    const load = async (f: string): Promise<Tensor> => tensorFromProtoSync(decodeTensorProto(new Uint8Array(await readFile(join(ds, f))), f));
+    // A value as the converted graph takes and gives it: sequences stacked, 8/4/2-bit dtypes in their carrier.
+    const load = async (f: string, vi: ValueInfoProto): Promise<Tensor> => {
+      const bytes = new Uint8Array(await readFile(join(ds, f)));
+      if (vi.type?.value.case === 'sequenceType') return stackSequence(vi.name, decodeSequenceProto(bytes, f));
+      return toCarrier(tensorFromProtoSync(decodeTensorProto(bytes, f)));
+    };
     let res: Awaited<ReturnType<typeof onnxToTf>>;
     try {
       res = await onnxToTf(model, { constants: true });
@@ -118,12 +126,12 @@ async function runOne(dir: string, test: string, ops: string[]): Promise<TestRes
     const needed = reachable(res.graph, g.output.map((o) => res.signature.outputs[o.name]!.name));
     for (const [i, vi] of inputs.entries()) {
       const ref = res.signature.inputs[vi.name]!.name;
-      if (needed.has(ref.replace(/:\d+$/, ''))) feeds[ref] = await load(`input_${i}.pb`);
+      if (needed.has(ref.replace(/:\d+$/, ''))) feeds[ref] = await load(`input_${i}.pb`, vi);
     }
     const outNames = g.output.map((o) => o.name);
     const got = await runGraphDef(res.graph, feeds, outNames.map((o) => res.signature.outputs[o]!.name), { fetchDtypes: outNames.map((o) => res.signature.outputs[o]!.dtype) });
     for (const [i, o] of outNames.entries()) {
-      const why = mismatch(got[i]!, await load(`output_${i}.pb`));
+      const why = mismatch(got[i]!, await load(`output_${i}.pb`, g.output[i]!));
       if (why) return { test, outcome: 'mismatch', detail: `${o}: ${why}`, ops };
     }
     return { test, outcome: 'pass', ops };

@@ -20,8 +20,10 @@ export interface Val {
   shape: number[] | null;
   /** TF tensor (`node` or `node:i`) once it exists in the graph. */
   ref?: string;
-  /** Known value: initializers, Constants and folded shape arithmetic. */
+  /** Known value: initializers, Constants and folded shape arithmetic (a carried dtype's in its carrier). */
   value?: Tensor;
+  /** An ONNX sequence of tensors of `dtype`, held stacked on a new axis 0 (`shape` includes it). */
+  sequence?: boolean;
 }
 
 /** Prefix of the messages of `Cx.refuse` (and of dtype refusals at the graph boundary). */

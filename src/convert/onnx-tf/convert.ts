@@ -3,7 +3,8 @@
  * ONNX layout except inside spatial ops (formats.md §5.1); signature names are the ONNX I/O names.
  */
 import { create } from '@bufbuild/protobuf';
-import { NodeProtoSchema, type ValueInfoProto } from 'onnx-buf';
+import { NodeProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ValueInfoProto } from 'onnx-buf';
+import type { DType } from '../../core/dtype.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import { defaultOpset } from '../../compress/graph.js';
 import { modelTensorContext, tensorFromProto } from '../../formats/onnx/tensor.js';
@@ -13,6 +14,7 @@ import { GraphDefSchema, type GraphDef } from '../../formats/savedmodel/gen/tens
 import { VersionDefSchema } from '../../formats/savedmodel/gen/tensorflow/types_pb.js';
 import { DEFAULT_PRODUCER, writeSavedModel, type SignatureSpec, type SinkFactory } from '../../formats/savedmodel/write.js';
 import type { LazyTensor } from '../../formats/weights.js';
+import { CARRIER_OPS, carrierOf, carriesBits, toCarrier } from './carriers.js';
 import { Cx, onnxDtype, REFUSED_FORM, sanitizeName } from './context.js';
 import { handlerFor } from './handlers/index.js';
 import { cancelTransposes } from './layout.js';
@@ -90,18 +92,20 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
   const tctx = modelTensorContext(model);
   for (const tp of g.initializer) {
     const t = await tensorFromProto(tp, tctx);
-    cx.vals.set(tp.name, { dtype: t.dtype, shape: t.shape, value: t });
+    cx.vals.set(tp.name, { dtype: t.dtype, shape: t.shape, value: toCarrier(t) });
   }
 
   const signature: SignatureSpec = { inputs: {}, outputs: {} };
+  const ioForms: Record<string, string> = {};
   inputs.forEach((vi, k) => {
-    const tt = vi.type?.value;
-    if (tt?.case !== 'tensorType') throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `graph input '${vi.name}' is not a tensor (sequence/map/optional inputs)`, { format: 'onnx', path, tensor: vi.name });
-    const dtype = onnxDtype(tt.value.elemType, { path, tensor: vi.name });
-    const gap = dtypeGap(dtype, false);
+    const io = ioType(vi, path);
+    const { dtype, sequence } = io;
+    const gap = dtypeGap(dtype);
     if (gap) throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `${REFUSED_FORM}: graph input '${vi.name}' is ${dtype} (${gap})`, { format: 'onnx', path, tensor: vi.name });
-    const shape = valueShape(vi, path);
-    const nhwc = opts.nhwcIo === true && shape?.length === 4;
+    const shape = io.shape;
+    const form = ioForm(dtype, sequence);
+    if (form) ioForms[vi.name] = form;
+    const nhwc = opts.nhwcIo === true && !sequence && shape?.length === 4;
     const phShape = nhwc ? [shape[0]!, shape[2]!, shape[3]!, shape[1]!] : shape;
     const name = inNames[k]!;
     // A 0 dim is declared unknown on the Placeholder: TF.js reads a zero-size dim of a graph's
@@ -113,13 +117,14 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
       cx.begin(create(NodeProtoSchema, { name: vi.name, opType: 'input' }), k);
       ref = cx.layoutTranspose(name, [0, 3, 1, 2], dtype);
     }
-    cx.vals.set(vi.name, { dtype, shape, ref });
-    signature.inputs[vi.name] = { name: `${name}:0`, dtype, shape: phShape };
+    cx.vals.set(vi.name, { dtype, shape, ref, ...(sequence ? { sequence } : {}) });
+    signature.inputs[vi.name] = { name: `${name}:0`, dtype: carrierOf(dtype) ?? dtype, shape: phShape };
   });
 
   g.node.forEach((n, i) => {
     cx.begin(n, i);
     try {
+      checkCarriedInputs(cx);
       handlerFor(n.opType)!(cx);
     } catch (e) {
       throw withNodeContext(e, cx, path);
@@ -134,14 +139,20 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
     const v = cx.vals.get(vi.name);
     if (!v) throw new ModelsmithError(ErrorCodes.MALFORMED, `graph output '${vi.name}' is not produced by any node`, { format: 'onnx', path, tensor: vi.name });
     cx.begin(create(NodeProtoSchema, { name: vi.name, opType: 'output' }), k);
+    const io = ioType(vi, path);
+    if (io.sequence !== (v.sequence === true)) {
+      throw new ModelsmithError(ErrorCodes.MALFORMED, `graph output '${vi.name}' is declared a ${io.sequence ? 'sequence' : 'tensor'} but computed as a ${v.sequence ? 'sequence' : 'tensor'}`, { format: 'onnx', path, tensor: vi.name });
+    }
+    const form = ioForm(v.dtype, v.sequence === true);
+    if (form) ioForms[vi.name] = form;
     let ref = cx.ref(v);
-    let shape = valueShape(vi, path) ?? v.shape;
-    if (opts.nhwcIo === true && shape?.length === 4) {
+    let shape = io.shape ?? v.shape;
+    if (opts.nhwcIo === true && !v.sequence && shape?.length === 4) {
       ref = cx.layoutTranspose(ref, [0, 2, 3, 1], v.dtype);
       shape = [shape[0]!, shape[2]!, shape[3]!, shape[1]!];
     }
     cx.nodes.push(tfNode(outNames[k]!, 'Identity', [ref], { T: a.dt(v.dtype) }));
-    signature.outputs[vi.name] = { name: `${outNames[k]}:0`, dtype: v.dtype, shape };
+    signature.outputs[vi.name] = { name: `${outNames[k]}:0`, dtype: carrierOf(v.dtype) ?? v.dtype, shape };
   });
 
   // Placeholders stay even when unused: they are the signature's inputs.
@@ -157,9 +168,44 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
     unsupported: {},
     nodes: nodes.length,
     variables: cx.variables.length,
+    ioForms,
   };
   return { graph, variables: cx.variables, signature, report };
 }
+
+/** A graph input/output's element dtype, static shape (stacked when a sequence) and whether it is a sequence. */
+function ioType(vi: ValueInfoProto, path: string): { dtype: DType; shape: number[] | null; sequence: boolean } {
+  const t = vi.type?.value;
+  if (t?.case === 'tensorType') return { dtype: onnxDtype(t.value.elemType, { path, tensor: vi.name }), shape: valueShape(vi, path), sequence: false };
+  const elem = t?.case === 'sequenceType' ? t.value.elemType?.value : undefined;
+  if (elem?.case !== 'tensorType') {
+    throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `graph input/output '${vi.name}' is neither a tensor nor a sequence of tensors (maps, optionals, nested sequences)`, { format: 'onnx', path, tensor: vi.name });
+  }
+  // A sequence travels as its elements stacked on a new axis 0 (TF.js has no TensorList inputs).
+  const inner = valueShape(create(ValueInfoProtoSchema, { name: vi.name, type: create(TypeProtoSchema, { value: { case: 'tensorType', value: elem.value } }) }), path);
+  return { dtype: onnxDtype(elem.value.elemType, { path, tensor: vi.name }), shape: inner ? [-1, ...inner] : null, sequence: true };
+}
+
+/** How a signature tensor differs from the ONNX value it stands for, for the report; undefined when it does not. */
+function ioForm(dtype: DType, sequence: boolean): string | undefined {
+  const parts: string[] = [];
+  if (sequence) parts.push(`sequence<${dtype}> stacked on a new axis 0 (elements of equal shape)`);
+  const c = carrierOf(dtype);
+  if (c) parts.push(`${dtype} carried as ${c} ${carriesBits(dtype) ? 'bit patterns' : 'values'}, one element per byte`);
+  return parts.length ? parts.join('; ') : undefined;
+}
+
+/** Sequences and carried dtypes only go into the ops that know them (carriers.ts); any other op would misread them. */
+function checkCarriedInputs(cx: Cx): void {
+  for (const name of cx.node.input) {
+    const v = name ? cx.vals.get(name) : undefined;
+    if (v?.sequence && !SEQUENCE_OPS.has(cx.node.opType)) cx.unsupported(`${cx.node.opType} on sequence '${name}' (sequences convert through ${[...SEQUENCE_OPS].join(', ')} only)`);
+    if (v && carrierOf(v.dtype) && !CARRIER_OPS.has(cx.node.opType)) cx.unsupported(`${cx.node.opType} on ${v.dtype} input '${name}' (ONNX takes ${v.dtype} only in casts, (de)quantizers and data movement)`);
+  }
+}
+
+/** Ops that take a sequence value (stacked on axis 0). */
+const SEQUENCE_OPS = new Set(['Identity']);
 
 function withNodeContext(e: unknown, cx: Cx, path: string): ModelsmithError {
   const op = `${cx.node.opType} '${cx.node.name || cx.node.output[0] || ''}'`;

@@ -13,4 +13,9 @@ export interface OnnxToTfReport {
   /** TF nodes in the graph (without the variable/restore nodes the SavedModel writer adds). */
   nodes: number;
   variables: number;
+  /**
+   * Signature tensors whose TF form differs from the ONNX value (name → how): 8/4/2-bit dtypes in
+   * their uint8/int8 carrier, sequences stacked on a new axis 0.
+   */
+  ioForms: Record<string, string>;
 }

@@ -9,6 +9,7 @@ import type { Tensor } from '../../core/tensor.js';
 import { attr, shapeProto, tfDtype } from '../../formats/savedmodel/build.js';
 import { AttrValueSchema, AttrValue_ListValueSchema, type AttrValue } from '../../formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { TensorProtoSchema, type DataType, type TensorProto } from '../../formats/savedmodel/gen/tensorflow/types_pb.js';
+import { carrierOf } from './carriers.js';
 
 export const a = {
   ...attr,
@@ -17,7 +18,8 @@ export const a = {
   b: (v: boolean): AttrValue => create(AttrValueSchema, { value: { case: 'b', value: v } }),
   ints: (vs: readonly number[]): AttrValue =>
     create(AttrValueSchema, { value: { case: 'list', value: create(AttrValue_ListValueSchema, { i: vs.map((v) => BigInt(v)) }) } }),
-  dt: (d: DType): AttrValue => attr.type(tfDtype(d)),
+  /** A dtype attr; 8/4/2-bit types name their carrier (carriers.ts), which is what the graph holds. */
+  dt: (d: DType): AttrValue => attr.type(tfDtype(carrierOf(d) ?? d)),
 };
 
 /**

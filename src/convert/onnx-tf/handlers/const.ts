@@ -1,9 +1,12 @@
 /** Constant, ConstantOfShape and Cast (folded at conversion time when the value is known). */
-import { dtypeInfo } from '../../../core/dtype.js';
+import { dtypeInfo, type DType } from '../../../core/dtype.js';
 import { ErrorCodes } from '../../../core/errors.js';
 import type { Tensor } from '../../../core/tensor.js';
 import { onnxDtype } from '../context.js';
 import { register } from '../registry.js';
+import { carrierOf, carriesBits, toCarrier } from '../carriers.js';
+import type { Cx, Val } from '../context.js';
+import { decodeSmallFloat, encodeSmallFloat } from '../narrow.js';
 import { dtypeGap } from '../tfjs-limits.js';
 import { a } from '../tf-attr.js';
 import { MAX_FOLD_ELEMENTS, numbersTensor, tensorNumbers } from '../values.js';
@@ -18,7 +21,7 @@ register('Constant', (cx) => {
   else if (cx.has('value_ints')) { const v = cx.ints('value_ints')!; t = numbersTensor('', 'int64', [v.length], v); }
   else return cx.unsupported('Constant without a value, value_float(s) or value_int(s) attribute (sparse/string constants)');
   if (t.dtype === 'string') return cx.unsupported('string constants');
-  cx.out(0, { dtype: t.dtype, shape: t.shape, value: { ...t, name: cx.node.output[0] ?? '' } });
+  cx.out(0, { dtype: t.dtype, shape: t.shape, value: toCarrier({ ...t, name: cx.node.output[0] ?? '' }) });
 });
 
 register('ConstantOfShape', (cx) => {
@@ -54,8 +57,31 @@ register(['Cast', 'CastLike'], (cx) => {
     return;
   }
   if (to === x.dtype) return cx.out(0, x);
-  // Casting from bfloat16 works (TF.js holds it as float32); casting to it needs a bfloat16 kernel.
-  const gap = dtypeGap(x.dtype, false) ?? dtypeGap(to, true);
+  if (carrierOf(x.dtype) || carrierOf(to)) return castCarried(cx, x, to);
+  const gap = dtypeGap(x.dtype) ?? dtypeGap(to);
   if (gap) return cx.refuse(`Cast ${x.dtype} → ${to}: ${gap}`);
   cx.outRef(0, cx.add('Cast', [cx.ref(x)], { SrcT: a.dt(x.dtype), DstT: a.dt(to), Truncate: a.b(false) }), to, x.shape);
 });
+
+/**
+ * Casts from or to a carried dtype (carriers.ts). Small floats are decoded through a table and
+ * encoded by comparisons (narrow.ts); 4/2-bit integers already hold their values in int8/uint8, so
+ * casting from them is a plain Cast of the carrier.
+ */
+function castCarried(cx: Cx, x: Val, to: DType): void {
+  const F = { SrcT: a.dt('float32'), DstT: a.dt(to), Truncate: a.b(false) };
+  if (to === 'float8e8m0') return cx.unsupported('Cast to float8e8m0 (its round_mode encodings are not converted)');
+  if (carrierOf(to) && !carriesBits(to)) return cx.unsupported(`Cast to ${to} (ONNX does not pin down rounding and saturation into 4/2-bit integers; not converted)`);
+  let ref = cx.ref(x);
+  let from = x.dtype;
+  if (carriesBits(from)) {
+    ref = decodeSmallFloat(cx, ref, from);
+    from = 'float32';
+  }
+  if (carriesBits(to)) {
+    if (from !== 'float32') ref = cx.add('Cast', [ref], { SrcT: a.dt(from), DstT: a.dt('float32'), Truncate: a.b(false) });
+    return cx.outRef(0, encodeSmallFloat(cx, ref, to, cx.int('saturate', 1) !== 0), to, x.shape);
+  }
+  if (from !== to) ref = cx.add('Cast', [ref], { ...F, SrcT: a.dt(from) });
+  cx.outRef(0, ref, to, x.shape);
+}

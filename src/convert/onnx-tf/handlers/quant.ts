@@ -1,14 +1,21 @@
 /**
  * QuantizeLinear / DequantizeLinear as float arithmetic (TF CPU graphs have no int8 kernels for
- * these): q = saturate(round_half_even(x / scale) + zp), x = (q − zp) · scale.
+ * these): q = saturate(round_half_even(x / scale) + zp), x = (q − zp) · scale; 8/4-bit floats through
+ * their bit carriers (narrow.ts).
  */
 import type { DType } from '../../../core/dtype.js';
-import type { Cx, Val } from '../context.js';
+import { carriesBits } from '../carriers.js';
+import { onnxDtype, type Cx, type Val } from '../context.js';
+import { decodeSmallFloat, encodeSmallFloat } from '../narrow.js';
 import { register } from '../registry.js';
 import { a } from '../tf-attr.js';
 import { normAxis } from '../values.js';
 
-const RANGE: Partial<Record<DType, [number, number]>> = { uint8: [0, 255], int8: [-128, 127], uint16: [0, 65535], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1] };
+const RANGE: Partial<Record<DType, [number, number]>> = {
+  uint8: [0, 255], int8: [-128, 127], uint16: [0, 65535], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1],
+  // 4/2-bit results travel in their int8/uint8 carrier (carriers.ts).
+  uint4: [0, 15], int4: [-8, 7], uint2: [0, 3], int2: [-2, 1],
+};
 
 /** Float32 view of a scale/zero point, reshaped to broadcast on `axis` when it is per-channel. */
 function param(cx: Cx, v: Val, x: Val): string {
@@ -27,13 +34,16 @@ register('QuantizeLinear', (cx) => {
   const scale = cx.in(1);
   const zp = cx.opt(2);
   if (cx.has('block_size') && cx.int('block_size', 0) > 0) return cx.unsupported('blocked QuantizeLinear');
-  const out: DType = zp?.dtype ?? (cx.has('output_dtype') ? 'uint8' : 'uint8');
-  const range = RANGE[out];
-  if (!range) return cx.unsupported(`QuantizeLinear to ${out}`);
+  const out: DType = zp?.dtype ?? (cx.has('output_dtype') ? onnxDtype(cx.int('output_dtype', 2), { path: cx.opts.path, tensor: cx.node.output[0] ?? '' }) : 'uint8');
   const F = { T: a.dt('float32') };
   let xf = cx.ref(x);
   if (x.dtype !== 'float32') xf = cx.add('Cast', [xf], { SrcT: a.dt(x.dtype), DstT: a.dt('float32'), Truncate: a.b(false) });
-  let q = cx.add('Round', [cx.add('RealDiv', [xf, param(cx, scale, x)], F)], F);
+  const scaled = cx.add('RealDiv', [xf, param(cx, scale, x)], F);
+  // 8/4-bit float outputs: x / scale rounded into the format (ONNX requires their zero point to be 0).
+  if (carriesBits(out) && out !== 'float8e8m0') return cx.outRef(0, encodeSmallFloat(cx, scaled, out, cx.int('saturate', 1) !== 0), out, x.shape);
+  const range = RANGE[out];
+  if (!range) return cx.unsupported(`QuantizeLinear to ${out}`);
+  let q = cx.add('Round', [scaled], F);
   if (zp) q = cx.add('AddV2', [q, param(cx, zp, x)], F);
   q = cx.add('Minimum', [cx.add('Maximum', [q, cx.scalar('float32', range[0])], F), cx.scalar('float32', range[1])], F);
   cx.outRef(0, cx.add('Cast', [q], { SrcT: a.dt('float32'), DstT: a.dt(out), Truncate: a.b(false) }), out, x.shape);
@@ -45,8 +55,10 @@ register('DequantizeLinear', (cx) => {
   const zp = cx.opt(2);
   if (cx.has('block_size') && cx.int('block_size', 0) > 0) return cx.unsupported('blocked DequantizeLinear');
   const F = { T: a.dt('float32') };
-  let y = cx.add('Cast', [cx.ref(x)], { SrcT: a.dt(x.dtype), DstT: a.dt('float32'), Truncate: a.b(false) });
-  if (zp) y = cx.add('Sub', [y, param(cx, zp, x)], F);
+  // Float8 inputs are decoded from their bit carrier; their zero point is 0 by the ONNX spec.
+  const bits = carriesBits(x.dtype);
+  let y = bits ? decodeSmallFloat(cx, cx.ref(x), x.dtype) : cx.add('Cast', [cx.ref(x)], { SrcT: a.dt(x.dtype), DstT: a.dt('float32'), Truncate: a.b(false) });
+  if (zp && !bits) y = cx.add('Sub', [y, param(cx, zp, x)], F);
   y = cx.add('Mul', [y, param(cx, scale, x)], F);
   if (scale.dtype !== 'float32') y = cx.add('Cast', [y], { SrcT: a.dt('float32'), DstT: a.dt(scale.dtype), Truncate: a.b(false) });
   cx.outRef(0, y, scale.dtype, x.shape);

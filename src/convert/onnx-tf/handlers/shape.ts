@@ -8,6 +8,7 @@ import { ErrorCodes } from '../../../core/errors.js';
 import type { Tensor } from '../../../core/tensor.js';
 import type { Cx, Val } from '../context.js';
 import { register } from '../registry.js';
+import { carrierOf } from '../carriers.js';
 import { a } from '../tf-attr.js';
 import { broadcastShapes, MAX_FOLD_ELEMENTS, normAxis, numbersTensor, tensorNumbers, transposeTensor } from '../values.js';
 
@@ -22,7 +23,8 @@ const staticShape = (s: number[] | null): s is number[] => !!s && s.every((d) =>
 /** The value of `v` if it is small enough to compute with at conversion time. */
 function foldable(v: Val): Tensor | undefined {
   const t = v.value;
-  if (!t || t.dtype === 'string' || t.dtype === 'float16' || t.dtype === 'bfloat16' || dtypeInfo(t.dtype).bits < 8) return undefined;
+  // A carried value's tensor holds its carrier: folding would forget the dtype it stands for.
+  if (!t || carrierOf(v.dtype) || t.dtype === 'string' || t.dtype === 'float16' || t.dtype === 'bfloat16' || dtypeInfo(t.dtype).bits < 8) return undefined;
   return prod(t.shape) <= MAX_FOLD_ELEMENTS ? t : undefined;
 }
 

@@ -8,8 +8,8 @@
 import { create, toJson, type JsonValue } from '@bufbuild/protobuf';
 import type { DType } from '../../../core/dtype.js';
 import { ErrorCodes, ModelsmithError } from '../../../core/errors.js';
-import { FunctionDefLibrarySchema, FunctionDefSchema, GraphDefSchema, NodeDefSchema, type AttrValue, type FunctionDef, type GraphDef, type NodeDef } from '../gen/tensorflow/graph_pb.js';
-import { TensorProtoSchema, VersionDefSchema } from '../gen/tensorflow/types_pb.js';
+import { AttrValueSchema, FunctionDefLibrarySchema, FunctionDefSchema, GraphDefSchema, NodeDefSchema, type AttrValue, type FunctionDef, type GraphDef, type NodeDef } from '../gen/tensorflow/graph_pb.js';
+import { DataType, TensorProtoSchema, VersionDefSchema } from '../gen/tensorflow/types_pb.js';
 import { attr } from '../build.js';
 import { parseInput } from '../graph-utils.js';
 import { DEFAULT_MAX_TENSOR_BYTES, tensorFromProto } from '../tensor-proto.js';
@@ -103,6 +103,24 @@ function reachableFunctions(roots: Iterable<NodeDef>, library: Map<string, Funct
   return [...out.values()];
 }
 
+/**
+ * Attrs as TF.js reads them: it has no bfloat16 (its Cast to it fails on the unknown dtype), and it
+ * holds float16 as float32; bfloat16 is named float16 here so it is held the same way (fed and
+ * fetched as float32, like float16: TF.js never rounds to either).
+ */
+function tfjsAttrs(attrs: Record<string, AttrValue>): Record<string, AttrValue> {
+  let out: Record<string, AttrValue> | undefined;
+  for (const [k, v] of Object.entries(attrs)) {
+    let nv: AttrValue | undefined;
+    if (v.value.case === 'type' && v.value.value === DataType.DT_BFLOAT16) nv = attr.type(DataType.DT_HALF);
+    else if (v.value.case === 'list' && v.value.value.type.includes(DataType.DT_BFLOAT16)) {
+      nv = create(AttrValueSchema, { value: { case: 'list', value: { ...v.value.value, type: v.value.value.type.map((t) => (t === DataType.DT_BFLOAT16 ? DataType.DT_HALF : t)) } } });
+    }
+    if (nv) (out ??= { ...attrs })[k] = nv;
+  }
+  return out ?? attrs;
+}
+
 /** A Const node without its value (TF.js reads values from weightData; keeping them would double memory). */
 function strippedConst(n: NodeDef, name: string, o: ArtifactOptions): NodeDef {
   const v = n.attr['value']?.value;
@@ -162,7 +180,7 @@ function functionForTfjs(fn: FunctionDef, weights: Weights, taken: Set<string>, 
       weights.add(n, name);
       return strippedConst(n, name, o);
     }
-    return create(NodeDefSchema, { ...n, input: n.input.filter((i) => !i.startsWith('^')).map(ref) });
+    return create(NodeDefSchema, { ...n, attr: tfjsAttrs(n.attr), input: n.input.filter((i) => !i.startsWith('^')).map(ref) });
   });
   const ret = Object.fromEntries(Object.entries(fn.ret).map(([k, v]) => [k, ref(v)]));
   return create(FunctionDefSchema, { ...fn, nodeDef: nodes, ret, controlRet: {} });
@@ -196,7 +214,7 @@ export function buildArtifacts(graph: GraphDef, feedNodes: string[], fetchNodes:
       weights.add(n, n.name);
       topNodes.push(strippedConst(n, n.name, o));
     } else {
-      topNodes.push(create(NodeDefSchema, { ...n, input: n.input.filter((i) => !i.startsWith('^')) }));
+      topNodes.push(create(NodeDefSchema, { ...n, attr: tfjsAttrs(n.attr), input: n.input.filter((i) => !i.startsWith('^')) }));
     }
   }
   const library = new Map((graph.library?.function ?? []).map((f) => [f.signature?.name ?? '', f]));
