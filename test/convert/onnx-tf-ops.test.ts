@@ -7,7 +7,7 @@ import type { Tensor } from '../../src/core/tensor.js';
 import { tensorToProto } from '../../src/formats/onnx/tensor.js';
 import type { OnnxToTfResult } from '../../src/convert/onnx-tf/index.js';
 import { onnxToTf } from '../../src/convert/onnx-tf/index.js';
-import { buildModel, compare, onnxNode as N, rand, tensorOf, type IoSpec } from './onnx-tf-helpers.js';
+import { buildModel, compare, nums, onnxNode as N, rand, runTf, tensorOf, type IoSpec } from './onnx-tf-helpers.js';
 
 interface Case {
   name: string;
@@ -200,19 +200,18 @@ describe('onnx → tf op families match onnxruntime in TF.js', () => {
 });
 
 describe('forms TF.js cannot execute are refused up front (E_UNSUPPORTED, "unsupported form")', () => {
-  it('Cast to bfloat16: TF.js has no bfloat16 kernels', async () => {
-    const m = buildModel([N('Cast', ['x'], ['y'], { to: 16 })], [f('x', [2])], [{ name: 'y', dims: [2], dtype: 'bfloat16' }]);
-    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringMatching(/unsupported form: Cast float32 → bfloat16: TF\.js has no bfloat16 kernels.*op 'Cast '/) });
+  it('a graph input TF.js cannot hold (complex64)', async () => {
+    const m = buildModel([N('Identity', ['x'], ['y'])], [{ name: 'x', dims: [4], dtype: 'complex64' }], [{ name: 'y', dims: [4], dtype: 'complex64' }]);
+    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', tensor: 'x', message: expect.stringContaining("unsupported form: graph input 'x' is complex64 (TF.js has no dtype for complex64)") });
   });
 
-  it('Cast to a type TensorFlow has no dtype for', async () => {
-    const m = buildModel([N('Cast', ['x'], ['y'], { to: 18 })], [f('x', [2])], [{ name: 'y', dims: [2], dtype: 'float8e4m3fnuz' }]);
-    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('TensorFlow has no dtype for float8e4m3fnuz') });
-  });
-
-  it('a graph input TF.js cannot hold (int4)', async () => {
-    const m = buildModel([N('Identity', ['x'], ['y'])], [{ name: 'x', dims: [4], dtype: 'int4' }], [{ name: 'y', dims: [4], dtype: 'int4' }]);
-    await expect(onnxToTf(m.model, { constants: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', tensor: 'x', message: expect.stringContaining("unsupported form: graph input 'x' is int4") });
+  it('Cast to bfloat16 keeps TF\'s bfloat16 in the graph; TF.js runs it as it runs float16 (in float32)', async () => {
+    const m = buildModel([N('Cast', ['x'], ['y'], { to: 16 })], [f('x', [3])], [{ name: 'y', dims: [3], dtype: 'bfloat16' }]);
+    const res = await onnxToTf(m.model, { constants: true });
+    const cast = res.graph.node.find((n) => n.op === 'Cast')!;
+    expect(cast.attr['DstT']!.value).toEqual({ case: 'type', value: 14 });
+    const got = (await runTf(res, [tensorOf('x', 'float32', [3], [1.5, -2.25, 3])])).get('y')!;
+    expect(nums(got)).toEqual([1.5, -2.25, 3]);
   });
 
   it('run-time Resize with a coordinate mode it cannot reproduce is refused as unsupported, not approximated', async () => {
