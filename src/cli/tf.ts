@@ -6,7 +6,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCodes, ModelsmithError } from '../core/errors.js';
 import { toBinary } from '@bufbuild/protobuf';
-import { onnxToTf, writeOnnxAsSavedModel } from '../convert/onnx-tf/index.js';
+import { onnxToTf, writeOnnxAsSavedModel, type OnnxToTfReport } from '../convert/onnx-tf/index.js';
 import { GraphDefSchema } from '../formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { openModelFile } from '../platform/open.js';
 import { readGraphDef, readSavedModel, summarizeGraphDef, summarizeSavedModel, type SavedModelSummary } from '../formats/savedmodel/index.js';
@@ -90,8 +90,7 @@ export async function convertOnnxToSavedModel(input: string, outDir: string, opt
     const seconds = (performance.now() - t0) / 1000;
     const rep = r.report;
     out.say(`converted ${input} → SavedModel ${outDir} in ${seconds.toFixed(2)} s`,
-      `  ops mapped: ${Object.entries(rep.opsMapped).map(([k, v]) => `${k}×${v}`).join(', ')}`,
-      `  transposes: ${rep.transposesInserted} inserted, ${rep.transposesRemoved} cancelled, ${rep.transposesLeft} left`,
+      ...reportLines(rep),
       `  signature serving_default: ${Object.keys(r.signature.inputs).join(', ')} → ${Object.keys(r.signature.outputs).join(', ')}`);
     return { ok: true, verb: 'convert', input, output: outDir, to: 'savedmodel', seconds, files: r.files, report: rep };
   } catch (e) {
@@ -101,6 +100,15 @@ export async function convertOnnxToSavedModel(input: string, outDir: string, opt
   } finally {
     await close();
   }
+}
+
+/** The conversion report as text: ops, layout transposes, and I/O whose TF form differs from ONNX's. */
+function reportLines(rep: OnnxToTfReport): string[] {
+  return [
+    `  ops mapped: ${Object.entries(rep.opsMapped).map(([k, v]) => `${k}×${v}`).join(', ')}`,
+    `  transposes: ${rep.transposesInserted} inserted, ${rep.transposesRemoved} cancelled, ${rep.transposesLeft} left`,
+    ...Object.entries(rep.ioForms).map(([k, form]) => `  '${k}': ${form}`),
+  ];
 }
 
 /**
@@ -122,8 +130,7 @@ export async function convertOnnxToGraphDef(input: string, output: string, opts:
     const rep = r.report;
     const io = (side: Record<string, { name: string }>) => Object.entries(side).map(([k, t]) => `${k} (${t.name})`).join(', ');
     out.say(`converted ${input} → frozen GraphDef ${output} (${formatBytes(bytes.byteLength)}) in ${seconds.toFixed(2)} s`,
-      `  ops mapped: ${Object.entries(rep.opsMapped).map(([k, v]) => `${k}×${v}`).join(', ')}`,
-      `  transposes: ${rep.transposesInserted} inserted, ${rep.transposesRemoved} cancelled, ${rep.transposesLeft} left`,
+      ...reportLines(rep),
       `  feeds: ${io(r.signature.inputs)}; fetches: ${io(r.signature.outputs)}`);
     return { ok: true, verb: 'convert', input, output, to: 'graphdef', seconds, bytes: bytes.byteLength, signature: r.signature, report: rep };
   } catch (e) {
