@@ -72,7 +72,7 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
   const unsupported: Record<string, number> = {};
   for (const n of g.node) {
     const k = opKey(n.domain, n.opType);
-    if (!isDefaultDomain(n.domain) || !handlerFor(n.opType)) unsupported[k] = (unsupported[k] ?? 0) + 1;
+    if (!handlerFor(k)) unsupported[k] = (unsupported[k] ?? 0) + 1;
   }
   if (Object.keys(unsupported).length > 0) {
     const list = Object.entries(unsupported).sort((p, q) => q[1] - p[1]).map(([k, c]) => `${k} ×${c}`).join(', ');
@@ -125,7 +125,7 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
     cx.begin(n, i);
     try {
       checkCarriedInputs(cx);
-      handlerFor(n.opType)!(cx);
+      handlerFor(opKey(n.domain, n.opType))!(cx);
     } catch (e) {
       throw withNodeContext(e, cx, path);
     }

@@ -1,7 +1,8 @@
 /**
  * ONNX op type → handler. A handler reads its node through the context, emits TF raw ops with every
  * attr TF requires, and records each output's dtype and static shape (and value, when it folds).
- * Families register themselves from handlers/*.ts; lookups are by ai.onnx op type.
+ * Families register themselves from handlers/*.ts; lookups are by ai.onnx op type, or by
+ * `domain::op` for other domains (e.g. `com.microsoft::MatMulNBits`, which our int4 pass writes).
  */
 import type { Cx } from './context.js';
 
