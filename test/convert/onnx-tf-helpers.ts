@@ -82,12 +82,17 @@ export function tensorOf(name: string, dtype: DType, shape: number[], vals: numb
 
 const ORT_TYPE: Partial<Record<DType, string>> = { float32: 'float32', int64: 'int64', int32: 'int32', uint8: 'uint8', int8: 'int8', bool: 'bool', float64: 'float64' };
 
-export async function runOrt(bytes: Uint8Array, feeds: Tensor[]): Promise<Map<string, Tensor>> {
+/**
+ * `optimization: 'disabled'` runs the graph as written: onnxruntime's optimizer rewrites some
+ * quantized patterns with different numerics (a DequantizeLinear weight feeding MatMul becomes a
+ * dynamically quantized MatMul), which is not what the ONNX graph says.
+ */
+export async function runOrt(bytes: Uint8Array, feeds: Tensor[], opts: { optimization?: 'disabled' | 'all' } = {}): Promise<Map<string, Tensor>> {
   const ort = (await import('onnxruntime-node')) as unknown as {
     Tensor: new (type: string, data: unknown, dims: readonly number[]) => unknown;
     InferenceSession: { create(b: Uint8Array, o?: Record<string, unknown>): Promise<{ outputNames: readonly string[]; run(f: Record<string, unknown>): Promise<Record<string, { type: string; dims: readonly number[]; data: ArrayBufferView }>>; release(): Promise<void> }> };
   };
-  const sess = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  const sess = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3, ...(opts.optimization ? { graphOptimizationLevel: opts.optimization } : {}) });
   const f: Record<string, unknown> = {};
   for (const t of feeds) {
     const v = typedView(t);
@@ -133,10 +138,10 @@ export function maxDiff(a: Tensor, b: Tensor): number {
 }
 
 /** Convert with `--constants`, run both, and return the max abs difference per output. */
-export async function compare(m: { model: OnnxModel; bytes: Uint8Array }, feeds: Tensor[], opts: OnnxToTfOptions = {}): Promise<{ diffs: Record<string, number>; res: OnnxToTfResult }> {
+export async function compare(m: { model: OnnxModel; bytes: Uint8Array }, feeds: Tensor[], opts: OnnxToTfOptions & { ort?: { optimization?: 'disabled' | 'all' } } = {}): Promise<{ diffs: Record<string, number>; res: OnnxToTfResult }> {
   const res = await onnxToTf(m.model, { constants: true, ...opts });
   const nhwc = (t: Tensor): Tensor => (opts.nhwcIo && t.shape.length === 4 ? { ...transposeTensor(t, [0, 2, 3, 1]), name: t.name } : t);
-  const want = new Map([...(await runOrt(m.bytes, feeds))].map(([k, v]) => [k, nhwc(v)]));
+  const want = new Map([...(await runOrt(m.bytes, feeds, opts.ort))].map(([k, v]) => [k, nhwc(v)]));
   const got = await runTf(res, feeds.map(nhwc));
   const diffs: Record<string, number> = {};
   for (const [k, w] of want) {
