@@ -144,10 +144,16 @@ describe('modelsmith CLI (built bin)', () => {
     expect(pruned.cosine).toBeLessThan(0.9999);
     expect(pruned.cosine).toBeGreaterThan(0);
     expect(Math.abs(pruned.bytes - rep.originalBytes)).toBeLessThan(rep.originalBytes * 0.05);
-    expect((await readdir(dir)).sort()).toEqual(['channels25.onnx', 'dynamic.onnx', 'float16.onnx', 'int8.onnx', 'model.onnx', 'model.onnx.data', 'pruned50.onnx', 'uint8.onnx']);
+    expect((await readdir(dir)).sort()).toEqual(['channels25.onnx', 'dynamic.onnx', 'dynamic_savedmodel', 'float16.onnx', 'int8.onnx', 'model.onnx', 'model.onnx.data', 'pruned50.onnx', 'uint8.onnx']);
+    // The dynamic int8 model as a TF SavedModel (DynamicQuantizeLinear / ConvInteger converted) runs in
+    // TF.js with the outputs onnxruntime gives for the ONNX model.
+    expect((await readdir(join(dir, 'dynamic_savedmodel'))).sort()).toEqual(['saved_model.pb', 'variables']);
+    expect(rep.tensorflow.cosine).toBeGreaterThan(0.9999);
+    expect(rep.tensorflow.ops).toBeGreaterThan(100);
     const int4 = rep.weightPreview.find((s: { scheme: string }) => s.scheme.startsWith('int4'));
     expect(int4.meanSnrDb).toBeGreaterThan(10);
-  });
+    // Ten models evaluated, one through TF.js: minutes on a loaded 2-core machine.
+  }, 300_000);
 });
 
 describe('convert never destroys an input external data file', () => {

@@ -4,9 +4,10 @@
  * channels removed), evaluate each against the
  * original in onnxruntime, preview the schemes the sample cannot carry (4-bit, bfloat16) on the
  * weights alone, then rewrite the model with its weights in external data and verify the rewrite
- * tensor by tensor. Ends with one comparison table.
+ * tensor by tensor, and convert the dynamic int8 variant to a TensorFlow SavedModel that TF.js runs
+ * against onnxruntime. Ends with one comparison table.
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { castModel } from '../../compress/cast.js';
@@ -25,7 +26,8 @@ import { castBf16ToF32, castF32ToBf16 } from '../../kernels/cast.js';
 import { initKernels } from '../../kernels/loader.js';
 import { dequantizeBlockwise4, quantizeBlockwise4 } from '../../kernels/quantize.js';
 import { openModelFile, saveOnnxFile } from '../../platform/open.js';
-import { formatBytes, table } from '../output.js';
+import { formatBytes, table, type Out } from '../output.js';
+import { convertOnnxToSavedModel } from '../tf.js';
 import { renderInspect } from './inspect.js';
 import type { Command } from './index.js';
 
@@ -77,7 +79,10 @@ With no model, uses the bundled sample (examples/sample/version-slim-320.onnx, M
 3. preview: schemes without a writer yet (4-bit blockwise, bfloat16) applied to the weights alone,
    error in weight space;
 4. convert: rewrites the model to <out_dir>/model.onnx with weights ≥ 1 KiB in model.onnx.data,
-   re-reads it and compares every tensor byte for byte with the original.
+   re-reads it and compares every tensor byte for byte with the original;
+5. TensorFlow: converts dynamic.onnx to the SavedModel <out_dir>/dynamic_savedmodel and runs it in
+   TF.js against onnxruntime on the same inputs (needs @tensorflow/tfjs, a dev dependency; without
+   it the step says so and the demo goes on).
 
 options:
   -o, --output DIR   where the results go (default ./modelsmith-demo)
@@ -131,6 +136,9 @@ examples:
       const stats = await saveOnnxFile(model, target, { inputs: [input], externalData: { threshold: 1024 } });
       const verify = await verifyRewrite(model, target);
 
+      // 5. the dynamic int8 variant as a TF SavedModel, checked by TF.js against onnxruntime
+      const tf = await toTensorFlow(join(outDir, 'dynamic.onnx'), join(outDir, 'dynamic_savedmodel'), samples, out);
+
       out.say('', `== compressed variants (outputs vs the original on ${samples} random inputs, onnxruntime)`);
       out.say(...table([
         ['  variant', 'file', 'size', 'min cosine', 'min SNR', 'top-1'],
@@ -152,12 +160,36 @@ examples:
       if (verify.identical !== verify.total) {
         throw new ModelsmithError(ErrorCodes.MALFORMED, `rewrite verification failed: ${verify.total - verify.identical} tensors differ (first: ${verify.firstDifferent})`, { path: target });
       }
-      return { ok: true, verb: 'demo', input, originalBytes, inspect: summary, variants, weightPreview: preview, convert: { ...stats, verify } };
+      out.say('', '== TensorFlow');
+      out.say(`  dynamic.onnx → ${tf.dir}: ${tf.ops} ONNX ops converted, ${tf.transposesLeft} layout transposes left, ${formatBytes(tf.bytes)}`);
+      out.say(tf.cosine === null ? `  TF.js vs onnxruntime: ${tf.note}` : `  TF.js vs onnxruntime on ${samples} random inputs: min cosine ${tf.cosine.toFixed(6)}, min SNR ${tf.snrDb!.toFixed(1)} dB`);
+      return { ok: true, verb: 'demo', input, originalBytes, inspect: summary, variants, weightPreview: preview, convert: { ...stats, verify }, tensorflow: tf };
     } finally {
       await close();
     }
   },
 };
+
+/**
+ * ONNX → SavedModel (the demo's own output folder is replaced on a rerun), then the SavedModel in
+ * TF.js against the ONNX model in onnxruntime.
+ */
+async function toTensorFlow(onnxFile: string, dir: string, samples: number, out: Out) {
+  out.note('converting dynamic.onnx to a TensorFlow SavedModel …');
+  await rm(dir, { recursive: true, force: true });
+  const silent: Out = { ...out, say: () => undefined };
+  const r = (await convertOnnxToSavedModel(onnxFile, dir, { nhwcIo: false, constants: false }, silent)) as {
+    files: Array<{ bytes: number }>; report: { opsMapped: Record<string, number>; transposesLeft: number };
+  };
+  const agreement = await outputAgreement(onnxFile, dir, samples);
+  return {
+    dir,
+    bytes: r.files.reduce((n, f) => n + f.bytes, 0),
+    ops: Object.values(r.report.opsMapped).reduce((n, c) => n + c, 0),
+    transposesLeft: r.report.transposesLeft,
+    ...agreement,
+  };
+}
 
 /** Worst output agreement of two models; onnxruntime missing or refusing is reported, not fatal. */
 async function outputAgreement(ref: string, cand: string, samples: number): Promise<Pick<Variant, 'cosine' | 'snrDb' | 'top1' | 'note'>> {
