@@ -1,10 +1,12 @@
 /** Loads every op family into the registry (side-effect imports, one file per family). */
 import './activation.js';
+import './attention.js';
 import './const.js';
 import './conv.js';
 import './elementwise.js';
 import './indexing.js';
 import './integer.js';
+import './loss.js';
 import './matmul.js';
 import './misc.js';
 import './ms-quant.js';
