@@ -15,5 +15,6 @@ import './pool.js';
 import './quant.js';
 import './reduce.js';
 import './resize.js';
+import './rnn.js';
 import './shape.js';
 export { handlerFor, supportedOps } from '../registry.js';
