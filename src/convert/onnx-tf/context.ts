@@ -8,7 +8,7 @@ import { dtypeFromOnnx, type DType } from '../../core/dtype.js';
 import { ErrorCodes, ModelsmithError, type ErrorCode } from '../../core/errors.js';
 import { numel, type Tensor } from '../../core/tensor.js';
 import { node as tfNode } from '../../formats/savedmodel/build.js';
-import type { AttrValue, NodeDef } from '../../formats/savedmodel/gen/tensorflow/graph_pb.js';
+import type { AttrValue, FunctionDef, NodeDef } from '../../formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { tensorFromProtoSync } from '../../formats/onnx/tensor.js';
 import type { LazyTensor } from '../../formats/weights.js';
 import { a, tensorProtoOf } from './tf-attr.js';
@@ -24,6 +24,8 @@ export interface Val {
   value?: Tensor;
   /** An ONNX sequence of tensors of `dtype`, held stacked on a new axis 0 (`shape` includes it). */
   sequence?: boolean;
+  /** A sequence known to be empty whose element shape no op has fixed yet (SequenceEmpty): no tensor exists. */
+  emptySequence?: boolean;
 }
 
 /** Prefix of the messages of `Cx.refuse` (and of dtype refusals at the graph boundary). */
@@ -44,6 +46,8 @@ export function sanitizeName(s: string): string {
 export interface ConvertCounters {
   transposesInserted: number;
   opsMapped: Record<string, number>;
+  /** ONNX nodes converted so far, subgraph bodies and unrolled iterations included (bounded by `maxNodes`). */
+  nodesConverted?: number;
 }
 
 export class Cx {
@@ -53,13 +57,15 @@ export class Cx {
   readonly counters: ConvertCounters = { transposesInserted: 0, opsMapped: {} };
   /** Layout transposes this converter inserted: node name → perm (the cancellation pass reads it). */
   readonly layoutPerms = new Map<string, number[]>();
+  /** Library functions (If branches, While cond/body) for the GraphDef's library; subgraph scopes share the root's. */
+  readonly functions: FunctionDef[] = [];
   private readonly taken = new Set<string>();
   private readonly varNames = new Map<Tensor, string>();
   private readonly derivedRefs = new Map<Tensor, Map<string, string>>();
   node!: NodeProto;
   private prefix = 'n';
 
-  constructor(readonly opts: { path: string; opset: number; constants: boolean }) {}
+  constructor(readonly opts: { path: string; opset: number; constants: boolean; maxNodes?: number }) {}
 
   get opset(): number {
     return this.opts.opset;
@@ -67,6 +73,10 @@ export class Cx {
 
   reserve(name: string): void {
     this.taken.add(name);
+  }
+
+  isTaken(name: string): boolean {
+    return this.taken.has(name);
   }
 
   unique(base: string): string {

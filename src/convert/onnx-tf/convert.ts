@@ -10,13 +10,14 @@ import { defaultOpset } from '../../compress/graph.js';
 import { modelTensorContext, tensorFromProto } from '../../formats/onnx/tensor.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
 import { node as tfNode } from '../../formats/savedmodel/build.js';
-import { GraphDefSchema, type GraphDef } from '../../formats/savedmodel/gen/tensorflow/graph_pb.js';
+import { FunctionDefLibrarySchema, GraphDefSchema, type GraphDef } from '../../formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { VersionDefSchema } from '../../formats/savedmodel/gen/tensorflow/types_pb.js';
 import { DEFAULT_PRODUCER, writeSavedModel, type SignatureSpec, type SinkFactory } from '../../formats/savedmodel/write.js';
 import type { LazyTensor } from '../../formats/weights.js';
-import { CARRIER_OPS, carrierOf, carriesBits, toCarrier } from './carriers.js';
+import { carrierOf, carriesBits, toCarrier } from './carriers.js';
 import { Cx, onnxDtype, REFUSED_FORM, sanitizeName } from './context.js';
-import { handlerFor } from './handlers/index.js';
+import './handlers/index.js';
+import { runNodes, totalNodes, unsupportedOps, usedFunctions } from './subgraph.js';
 import { cancelTransposes } from './layout.js';
 import type { OnnxToTfReport } from './report.js';
 import { dtypeGap } from './tfjs-limits.js';
@@ -43,15 +44,6 @@ export interface OnnxToTfResult {
 const MAX_NODES = 200_000;
 const MAX_RANK = 254;
 
-function isDefaultDomain(d: string): boolean {
-  return d === '' || d === 'ai.onnx';
-}
-
-/** Op type as the registry knows it, or with its domain for other domains. */
-function opKey(domain: string, op: string): string {
-  return isDefaultDomain(domain) ? op : `${domain}::${op}`;
-}
-
 function valueShape(vi: ValueInfoProto, path: string): number[] | null {
   const t = vi.type?.value;
   if (t?.case !== 'tensorType') return null;
@@ -67,13 +59,11 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
   if (!g) throw new ModelsmithError(ErrorCodes.MALFORMED, 'the model has no graph', { format: 'onnx', path });
   const maxNodes = opts.maxNodes ?? MAX_NODES;
   if (g.node.length > maxNodes) throw new ModelsmithError(ErrorCodes.LIMIT, `${g.node.length} nodes (limit ${maxNodes})`, { format: 'onnx', path });
+  const withSubgraphs = totalNodes(g.node);
+  if (withSubgraphs > maxNodes) throw new ModelsmithError(ErrorCodes.LIMIT, `${withSubgraphs} nodes with those of subgraphs (limit ${maxNodes})`, { format: 'onnx', path });
 
   // Refuse up front, listing every unsupported op once with its count: never a partial graph.
-  const unsupported: Record<string, number> = {};
-  for (const n of g.node) {
-    const k = opKey(n.domain, n.opType);
-    if (!handlerFor(k)) unsupported[k] = (unsupported[k] ?? 0) + 1;
-  }
+  const unsupported = unsupportedOps(g.node);
   if (Object.keys(unsupported).length > 0) {
     const list = Object.entries(unsupported).sort((p, q) => q[1] - p[1]).map(([k, c]) => `${k} ×${c}`).join(', ');
     const e = new ModelsmithError(ErrorCodes.UNSUPPORTED, `cannot convert to TensorFlow: unsupported ops ${list}`, { format: 'onnx', path });
@@ -82,7 +72,7 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
   }
 
   const opset = defaultOpset(model.proto) ?? 1;
-  const cx = new Cx({ path, opset, constants: opts.constants ?? false });
+  const cx = new Cx({ path, opset, constants: opts.constants ?? false, maxNodes });
   const inits = new Set(g.initializer.map((t) => t.name));
   const inputs = g.input.filter((i) => !inits.has(i.name));
   // Signature tensors get the ONNX names (sanitised); reserve them before any generated name.
@@ -121,19 +111,7 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
     signature.inputs[vi.name] = { name: `${name}:0`, dtype: carrierOf(dtype) ?? dtype, shape: phShape };
   });
 
-  g.node.forEach((n, i) => {
-    cx.begin(n, i);
-    try {
-      checkCarriedInputs(cx);
-      handlerFor(opKey(n.domain, n.opType))!(cx);
-    } catch (e) {
-      throw withNodeContext(e, cx, path);
-    }
-    for (const [k, o] of n.output.entries()) {
-      if (o && !cx.vals.has(o)) cx.fail(ErrorCodes.UNSUPPORTED, `output ${k} ('${o}') is not produced by the conversion`);
-    }
-    cx.counters.opsMapped[n.opType] = (cx.counters.opsMapped[n.opType] ?? 0) + 1;
-  });
+  runNodes(cx, g.node);
 
   g.output.forEach((vi, k) => {
     const v = cx.vals.get(vi.name);
@@ -142,6 +120,9 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
     const io = ioType(vi, path);
     if (io.sequence !== (v.sequence === true)) {
       throw new ModelsmithError(ErrorCodes.MALFORMED, `graph output '${vi.name}' is declared a ${io.sequence ? 'sequence' : 'tensor'} but computed as a ${v.sequence ? 'sequence' : 'tensor'}`, { format: 'onnx', path, tensor: vi.name });
+    }
+    if (v.emptySequence) {
+      throw new ModelsmithError(ErrorCodes.UNSUPPORTED, `graph output '${vi.name}' is an empty sequence of unknown element shape, which has no tensor form`, { format: 'onnx', path, tensor: vi.name });
     }
     const form = ioForm(v.dtype, v.sequence === true);
     if (form) ioForms[vi.name] = form;
@@ -159,7 +140,12 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
   const keep = new Set([...outNames, ...inNames]);
   const before = cx.nodes.filter((n) => n.op === 'Transpose').length;
   const { nodes, stats } = cancelTransposes(cx.nodes, cx.layoutPerms, keep);
-  const graph = create(GraphDefSchema, { node: nodes, versions: create(VersionDefSchema, { producer: DEFAULT_PRODUCER, minConsumer: 12 }) });
+  const library = usedFunctions(nodes, cx.functions);
+  const graph = create(GraphDefSchema, {
+    node: nodes,
+    versions: create(VersionDefSchema, { producer: DEFAULT_PRODUCER, minConsumer: 12 }),
+    ...(library.length > 0 ? { library: create(FunctionDefLibrarySchema, { function: library }) } : {}),
+  });
   const report: OnnxToTfReport = {
     opsMapped: cx.counters.opsMapped,
     transposesInserted: cx.counters.transposesInserted,
@@ -195,36 +181,13 @@ function ioForm(dtype: DType, sequence: boolean): string | undefined {
   return parts.length ? parts.join('; ') : undefined;
 }
 
-/** Sequences and carried dtypes only go into the ops that know them (carriers.ts); any other op would misread them. */
-function checkCarriedInputs(cx: Cx): void {
-  for (const name of cx.node.input) {
-    const v = name ? cx.vals.get(name) : undefined;
-    if (v?.sequence && !SEQUENCE_OPS.has(cx.node.opType)) cx.unsupported(`${cx.node.opType} on sequence '${name}' (sequences convert through ${[...SEQUENCE_OPS].join(', ')} only)`);
-    if (v && carrierOf(v.dtype) && !CARRIER_OPS.has(cx.node.opType)) cx.unsupported(`${cx.node.opType} on ${v.dtype} input '${name}' (ONNX takes ${v.dtype} only in casts, (de)quantizers and data movement)`);
-  }
-}
-
-/** Ops that take a sequence value (stacked on axis 0). */
-const SEQUENCE_OPS = new Set(['Identity']);
-
-function withNodeContext(e: unknown, cx: Cx, path: string): ModelsmithError {
-  const op = `${cx.node.opType} '${cx.node.name || cx.node.output[0] || ''}'`;
-  if (e instanceof ModelsmithError) {
-    if (e.op !== undefined) return e;
-    const msg = e.message.replace(/^E_[A-Z_]+: /, '').replace(/ \([^)]*\)$/, '');
-    return new ModelsmithError(e.code, msg, { format: 'onnx', path, op, ...(e.tensor !== undefined ? { tensor: e.tensor } : {}), cause: e });
-  }
-  // A handler tripping over a malformed node must not surface as a TypeError/RangeError.
-  return new ModelsmithError(ErrorCodes.MALFORMED, `cannot convert node: ${(e as Error)?.message ?? String(e)}`, { format: 'onnx', path, op, cause: e });
-}
-
 /**
  * Convert and write a TF1-style SavedModel (formats.md §4.6): variables in a bundle by default,
  * or a frozen graph with `constants`.
  */
 export async function writeOnnxAsSavedModel(model: OnnxModel, out: SinkFactory, opts: OnnxToTfOptions = {}): Promise<{ files: Array<{ path: string; bytes: number }>; report: OnnxToTfReport; signature: SignatureSpec }> {
   const r = await onnxToTf(model, opts);
-  const { files } = await writeSavedModel({ nodes: r.graph.node, variables: r.variables, signatures: [r.signature] }, out);
+  const { files } = await writeSavedModel({ nodes: r.graph.node, variables: r.variables, signatures: [r.signature], ...(r.graph.library ? { library: r.graph.library } : {}) }, out);
   return { files, report: r.report, signature: r.signature };
 }
 

@@ -13,7 +13,7 @@ import type { LazyTensor } from '../weights.js';
 import { shardFileName } from './bundle/read.js';
 import { writeTensorBundle } from './bundle/write.js';
 import { attr, int32Tensor, node, stringTensor, tensorInfo, tfDtype, zeroScalar } from './build.js';
-import { GraphDefSchema, type NodeDef } from './gen/tensorflow/graph_pb.js';
+import { GraphDefSchema, type FunctionDefLibrary, type NodeDef } from './gen/tensorflow/graph_pb.js';
 import {
   CollectionDefSchema, CollectionDef_BytesListSchema, MetaGraphDefSchema, MetaGraphDef_MetaInfoDefSchema, SavedModelSchema,
   SaverDefSchema, SaverDef_CheckpointFormatVersion, SignatureDefSchema, VariableDefSchema, type CollectionDef, type SaverDef,
@@ -50,6 +50,8 @@ export interface WriteSavedModelInput {
   tensorflowVersion?: string;
   /** GraphDef producer version; the default is a TF 2.x one all current loaders accept. */
   producer?: number;
+  /** Functions the compute nodes call (If/While branches), written as the GraphDef's library. */
+  library?: FunctionDefLibrary;
 }
 
 /** Opens an output file given its path relative to the SavedModel folder. */
@@ -166,7 +168,11 @@ export async function writeSavedModel(input: WriteSavedModelInput, out: SinkFact
       tensorflowGitVersion: 'unknown',
       strippedDefaultAttrs: true,
     }),
-    graphDef: create(GraphDefSchema, { node: nodes, versions: create(VersionDefSchema, { producer: input.producer ?? DEFAULT_PRODUCER, minConsumer: 12 }) }),
+    graphDef: create(GraphDefSchema, {
+      node: nodes,
+      versions: create(VersionDefSchema, { producer: input.producer ?? DEFAULT_PRODUCER, minConsumer: 12 }),
+      ...(input.library && input.library.function.length > 0 ? { library: input.library } : {}),
+    }),
     ...(saverDef ? { saverDef } : {}),
     collectionDef: collections,
     signatureDef,
