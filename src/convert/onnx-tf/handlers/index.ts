@@ -1,7 +1,9 @@
 /** Loads every op family into the registry (side-effect imports, one file per family). */
 import './activation.js';
 import './attention.js';
+import './bitwise.js';
 import './const.js';
+import './control-flow.js';
 import './conv.js';
 import './elementwise.js';
 import './indexing.js';
@@ -16,5 +18,8 @@ import './quant.js';
 import './reduce.js';
 import './resize.js';
 import './rnn.js';
+import './sequence.js';
 import './shape.js';
+import './signal.js';
+import './tensor-extra.js';
 export { handlerFor, supportedOps } from '../registry.js';
