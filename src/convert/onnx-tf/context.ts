@@ -60,6 +60,7 @@ export class Cx {
   /** Library functions (If branches, While cond/body) for the GraphDef's library; subgraph scopes share the root's. */
   readonly functions: FunctionDef[] = [];
   private readonly taken = new Set<string>();
+  private readonly suffixes = new Map<string, number>();
   private readonly varNames = new Map<Tensor, string>();
   private readonly derivedRefs = new Map<Tensor, Map<string, string>>();
   node!: NodeProto;
@@ -85,10 +86,13 @@ export class Cx {
       this.taken.add(n);
       return n;
     }
-    for (let i = 1; ; i++) {
+    // Resume after the last suffix handed out for this base: names are never freed, so this gives
+    // what a search from 1 would, without going quadratic when thousands of nodes share a base.
+    for (let i = (this.suffixes.get(n) ?? 0) + 1; ; i++) {
       const c = `${n}_${i}`;
       if (!this.taken.has(c)) {
         this.taken.add(c);
+        this.suffixes.set(n, i);
         return c;
       }
     }
