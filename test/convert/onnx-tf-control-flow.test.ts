@@ -9,7 +9,6 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { AttributeProtoSchema, AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type GraphProto, type NodeProto, type ValueInfoProto } from 'onnx-buf';
 import { describe, expect, it } from 'vitest';
 import { runConformance } from '../../src/bench/conformance.js';
-import { REFUSED_FORM } from '../../src/convert/onnx-tf/context.js';
 import { onnxToTf, writeOnnxAsSavedModel } from '../../src/convert/onnx-tf/index.js';
 import { ModelsmithError } from '../../src/core/errors.js';
 import type { Tensor } from '../../src/core/tensor.js';
@@ -17,7 +16,7 @@ import { tensorValueInfo } from '../../src/formats/onnx/build.js';
 import { decodeOnnx, type OnnxModel } from '../../src/formats/onnx/read.js';
 import { tensorToProto } from '../../src/formats/onnx/tensor.js';
 import { freezeSignature, readSavedModel, runSignature } from '../../src/formats/savedmodel/index.js';
-import { MemorySink, MemorySource, type SiblingResolver } from '../../src/io/source.js';
+import { memoryFolder } from '../formats/savedmodel/memory-folder.js';
 import { compare, maxDiff, nums, onnxNode, rand, runOrt, runTf, tensorOf } from './onnx-tf-helpers.js';
 
 const NODE_TESTS = resolve(import.meta.dirname, '../../../shared/corpus/onnx/node');
@@ -339,17 +338,7 @@ describe('ONNX node tests', () => {
 
 describe('SavedModel with functions', () => {
   it('writes the library, reloads, freezes and runs If and Loop like onnxruntime', async () => {
-    const files = new Map<string, MemorySink>();
-    const out = async (rel: string) => {
-      const s = new MemorySink();
-      files.set(rel, s);
-      return s;
-    };
-    const dir: SiblingResolver = async (rel) => {
-      const f = files.get(rel);
-      if (!f) throw new ModelsmithError('E_EXTERNAL_DATA', `missing ${rel}`);
-      return new MemorySource(f.bytes(), rel);
-    };
+    const { files, out, dir } = memoryFolder();
     const m = ifModel();
     await writeOnnxAsSavedModel(m.model, out);
     // W (25 elements) is a bundle variable the then-branch captures.

@@ -15,25 +15,11 @@ import { node as tfNode, attr as tfAttr, readSavedModel } from '../../src/format
 import { GraphDefSchema } from '../../src/formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { runGraphDef } from '../../src/formats/savedmodel/tfjs.js';
 import { tensorProtoOf } from '../../src/convert/onnx-tf/tf-attr.js';
-import { MemorySink, MemorySource, type SiblingResolver } from '../../src/io/source.js';
 import { buildModel, maxDiff, onnxNode as N, rand, runOrt, runTf, tensorOf } from './onnx-tf-helpers.js';
+import { memoryFolder } from '../formats/savedmodel/memory-folder.js';
 
 const ULF = resolve(import.meta.dirname, '../../../shared/corpus/onnx/models/ultra-light-face/version-slim-320.onnx');
 
-function memoryFolder() {
-  const files = new Map<string, MemorySink>();
-  const out = async (rel: string) => {
-    const s = new MemorySink();
-    files.set(rel, s);
-    return s;
-  };
-  const dir: SiblingResolver = async (rel) => {
-    const s = files.get(rel);
-    if (!s) throw new ModelsmithError('E_EXTERNAL_DATA', `missing ${rel}`);
-    return new MemorySource(s.bytes(), rel);
-  };
-  return { files, out, dir };
-}
 
 function expectError(f: () => Promise<unknown>, code: string, ...parts: string[]) {
   return f().then(

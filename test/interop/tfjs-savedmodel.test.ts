@@ -20,8 +20,8 @@ import { loadTfjs, runGraphDef } from '../../src/formats/savedmodel/tfjs.js';
 import { freezeSignature, runSignature } from '../../src/formats/savedmodel/freeze.js';
 import { readSavedModel, writeSavedModel, type SavedModelFile } from '../../src/formats/savedmodel/index.js';
 import { inMemoryTensor, materialize } from '../../src/formats/weights.js';
-import { MemorySink, type SiblingResolver } from '../../src/io/source.js';
 import { dirResolver } from '../formats/savedmodel/helpers.js';
+import { memoryFolder } from '../formats/savedmodel/memory-folder.js';
 
 const CORPUS = resolve(import.meta.dirname, '../../../shared/corpus/savedmodel');
 const FROZEN = resolve(CORPUS, 'graphdef-frozen');
@@ -390,20 +390,6 @@ describe('runSignature: corpus SavedModels through freeze → TF.js', () => {
 });
 
 describe('runSignature on a SavedModel we write', () => {
-  function memoryFolder() {
-    const files = new Map<string, MemorySink>();
-    const out = async (rel: string) => {
-      const sink = new MemorySink();
-      files.set(rel, sink);
-      return sink;
-    };
-    const dir: SiblingResolver = async (rel) => {
-      const sink = files.get(rel);
-      if (!sink) throw new ModelsmithError('E_EXTERNAL_DATA', `missing ${rel}`);
-      return new MemorySource(sink.bytes(), rel);
-    };
-    return { out, dir };
-  }
 
   it('writeSavedModel → readSavedModel → freeze → TF.js gives relu(x·W + b) and the int64 step', async () => {
     const W = [1, -2, 0.5, 3, 0, -1], B = [0.25, -0.5, 1];

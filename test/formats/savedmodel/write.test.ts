@@ -1,26 +1,12 @@
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { ModelsmithError } from '../../../src/core/errors.js';
-import { MemorySink, MemorySource, type SiblingResolver } from '../../../src/io/source.js';
 import { attr, node, readSavedModel, summarizeSavedModel, writeSavedModel, type WriteSavedModelInput } from '../../../src/formats/savedmodel/index.js';
 import { GraphDefSchema } from '../../../src/formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { objectPaths, tf1VariableNames } from '../../../src/formats/savedmodel/variable-names.js';
+import { memoryFolder } from './memory-folder.js';
 import { inMemoryTensor } from '../../../src/formats/weights.js';
 
-function memoryFolder() {
-  const files = new Map<string, MemorySink>();
-  const out = async (rel: string) => {
-    const s = new MemorySink();
-    files.set(rel, s);
-    return s;
-  };
-  const dir: SiblingResolver = async (rel) => {
-    const s = files.get(rel);
-    if (!s) throw new ModelsmithError('E_EXTERNAL_DATA', `missing ${rel}`);
-    return new MemorySource(s.bytes(), rel);
-  };
-  return { files, out, dir };
-}
 
 const f32 = (xs: number[]) => new Uint8Array(Float32Array.from(xs).buffer);
 
