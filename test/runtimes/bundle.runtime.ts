@@ -20,12 +20,14 @@ const run = promisify(execFile);
  * (since issue 8, +~330 KB raw) the execution engine with gradients, data-set readers, static
  * quantization, training, gradient pruning and distillation — decided: they are meant to run in
  * every runtime; ~56 KB are the two embedded kernel builds (universal only). It was 536 KB / 132 KB
- * with ONNX alone, so per-format entries are the lever if Workers' script limits ever pinch. ~6 %
+ * with ONNX alone, so per-format entries are the lever if Workers' script limits ever pinch. Since
+ * issue 6's op families (recurrent, attention, control flow, signal, bitwise, quantized, detection;
+ * +~125 KB raw / +31 KB gzip) — decided: converting ONNX to TF is meant to work in every runtime too. ~6 %
  * headroom: growth past the budgets should be a decision, not an accident.
  */
 const BUDGETS: Record<string, { raw: number; gzip: number }> = {
-  'modelsmith.js': { raw: 1_650_000, gzip: 425_000 },
-  'modelsmith.workerd.js': { raw: 1_590_000, gzip: 400_000 },
+  'modelsmith.js': { raw: 1_880_000, gzip: 483_000 },
+  'modelsmith.workerd.js': { raw: 1_825_000, gzip: 460_000 },
   'kernels-simd.wasm': { raw: 28_500, gzip: 10_000 },
   'kernels-scalar.wasm': { raw: 16_500, gzip: 6_500 },
 };
