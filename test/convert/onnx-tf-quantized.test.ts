@@ -5,6 +5,7 @@
  * must give what onnxruntime gives for the quantized ONNX model. Plus the ONNX node tests of the
  * integer ops (ONNX reference outputs).
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runConformance } from '../../src/bench/conformance.js';
@@ -82,6 +83,24 @@ describe('models from our quantization passes convert and agree with onnxruntime
       const { diffs } = await compare(m, [rand('x', [3, 7], 5, 'float32', lo, hi)]);
       expect(diffs, `[${lo}, ${hi}]`).toEqual({ q: 0, s: 0, z: 0 });
     }
+  });
+});
+
+describe('layout of a dynamically quantized conv net', () => {
+  it('keeps activations in NHWC between ConvIntegers: only filter re-layouts and the input transpose remain', async () => {
+    const sample = resolve(import.meta.dirname, '../../examples/sample/version-slim-320.onnx');
+    const q = (await quantizeDynamic(decodeOnnx(new Uint8Array(readFileSync(sample)), { path: sample }), { perChannel: true })).model;
+    const res = await onnxToTf(q, { constants: true });
+    const byName = new Map(res.graph.node.map((n) => [n.name, n]));
+    const producer = (i: string) => byName.get(i.replace(/:\d+$/, ''));
+    // A filter re-layout transposes (Cast(int8 Const) − zero point): constant, folded by TF at load.
+    const isFilter = (t: (typeof res.graph.node)[number]) => {
+      const sub = producer(t.input[0]!);
+      return sub?.op === 'Sub' && producer(sub.input[0]!)?.op === 'Cast' && producer(producer(sub.input[0]!)!.input[0]!)?.op === 'Const';
+    };
+    const transposes = res.graph.node.filter((n) => n.op === 'Transpose');
+    expect(transposes.filter((t) => !isFilter(t)).length).toBeLessThanOrEqual(2);
+    expect(res.report.transposesInserted).toBeGreaterThan(100);
   });
 });
 

@@ -57,6 +57,11 @@ export class Cx {
   readonly counters: ConvertCounters = { transposesInserted: 0, opsMapped: {} };
   /** Layout transposes this converter inserted: node name → perm (the cancellation pass reads it). */
   readonly layoutPerms = new Map<string, number[]>();
+  /**
+   * Static shapes of intermediate TF tensors a handler knows (outputs' shapes are in `vals`): the
+   * layout pass lets transposes through binary ops whose other operand is scalar or per-channel.
+   */
+  readonly tensorShapes = new Map<string, number[]>();
   /** Library functions (If branches, While cond/body) for the GraphDef's library; subgraph scopes share the root's. */
   readonly functions: FunctionDef[] = [];
   private readonly taken = new Set<string>();

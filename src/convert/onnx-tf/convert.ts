@@ -139,7 +139,11 @@ export async function onnxToTf(model: OnnxModel, opts: OnnxToTfOptions = {}): Pr
   // Placeholders stay even when unused: they are the signature's inputs.
   const keep = new Set([...outNames, ...inNames]);
   const before = cx.nodes.filter((n) => n.op === 'Transpose').length;
-  const { nodes, stats } = cancelTransposes(cx.nodes, cx.layoutPerms, keep);
+  // Static shapes of computed tensors: binary ops with a scalar or per-channel operand let layout transposes through.
+  const shapes = new Map<string, number[]>();
+  for (const [ref, shape] of cx.tensorShapes) shapes.set(ref.includes(':') ? ref : `${ref}:0`, shape);
+  for (const v of cx.vals.values()) if (v.ref && v.shape && !v.sequence) shapes.set(v.ref.includes(':') ? v.ref : `${v.ref}:0`, v.shape);
+  const { nodes, stats } = cancelTransposes(cx.nodes, cx.layoutPerms, keep, shapes);
   const library = usedFunctions(nodes, cx.functions);
   const graph = create(GraphDefSchema, {
     node: nodes,

@@ -17,7 +17,11 @@ const F = { T: a.dt('float32') };
 const RANGE: Partial<Record<DType, [number, number]>> = { uint8: [0, 255], int8: [-128, 127] };
 
 function toFloat(cx: Cx, v: Val): string {
-  return v.dtype === 'float32' ? cx.ref(v) : cx.add('Cast', [cx.ref(v)], { SrcT: a.dt(v.dtype), DstT: a.dt('float32'), Truncate: a.b(false) });
+  if (v.dtype === 'float32') return cx.ref(v);
+  const r = cx.add('Cast', [cx.ref(v)], { SrcT: a.dt(v.dtype), DstT: a.dt('float32'), Truncate: a.b(false) });
+  // Its shape, for the layout pass (zero points and scales are scalars or per-channel vectors).
+  if (v.shape) cx.tensorShapes.set(r, v.shape);
+  return r;
 }
 
 /**
@@ -27,7 +31,10 @@ function toFloat(cx: Cx, v: Val): string {
 function alongAxis(cx: Cx, ref: string, v: Val, axis: number, rank: number): string {
   const n = v.shape?.length === 1 ? v.shape[0]! : 1;
   if (n === 1 || rank <= axis + 1) return ref;
-  return cx.add('Reshape', [ref, cx.i32([-1, ...new Array<number>(rank - axis - 1).fill(1)])], { ...F, Tshape: a.dt('int32') });
+  const shape = [n, ...new Array<number>(rank - axis - 1).fill(1)];
+  const r = cx.add('Reshape', [ref, cx.i32(shape)], { ...F, Tshape: a.dt('int32') });
+  if (n > 0) cx.tensorShapes.set(r, shape);
+  return r;
 }
 
 /** `v` − zero point in float32 (the zero point broadcast along `axis`). */
@@ -92,6 +99,8 @@ register('DynamicQuantizeLinear', (cx) => {
   const span = cx.add('RealDiv', [cx.add('Sub', [mx, mn], F), cx.scalar('float32', 255)], F);
   const scale = cx.add('SelectV2', [cx.add('Equal', [mx, mn], F), cx.scalar('float32', 1), span], F);
   const zpf = cx.add('Round', [cx.add('Minimum', [cx.add('Maximum', [cx.add('Neg', [cx.add('RealDiv', [mn, scale], F)], F), zero], F), cx.scalar('float32', 255)], F)], F);
+  // Scalars: the layout pass may move transposes through the elementwise ops that use them.
+  for (const r of [scale, zpf]) cx.tensorShapes.set(r, []);
   const u8 = (r: string): string => cx.add('Cast', [r], { SrcT: a.dt('float32'), DstT: a.dt('uint8'), Truncate: a.b(false) });
   let q = cx.add('AddV2', [cx.add('Round', [cx.add('RealDiv', [toFloat(cx, x), scale], F)], F), zpf], F);
   q = cx.add('Minimum', [cx.add('Maximum', [q, zero], F), cx.scalar('float32', 255)], F);
