@@ -24,4 +24,5 @@ import './shape.js';
 import './signal.js';
 import './spatial-extra.js';
 import './tensor-extra.js';
+import './training.js';
 export { handlerFor, supportedOps } from '../registry.js';
