@@ -12,6 +12,7 @@ import './integer.js';
 import './loss.js';
 import './matmul.js';
 import './misc.js';
+import './ml.js';
 import './ms-quant.js';
 import './norm.js';
 import './pool.js';
