@@ -9,12 +9,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelsmithError } from '../../src/core/errors.js';
 import type { Tensor } from '../../src/core/tensor.js';
 import { writeOnnxAsSavedModel, type OnnxToTfReport } from '../../src/convert/onnx-tf/index.js';
 import { decodeOnnx } from '../../src/formats/onnx/read.js';
 import { freezeSignature, readSavedModel, runSignature, type SavedModelFile } from '../../src/formats/savedmodel/index.js';
-import { MemorySink, MemorySource, type SiblingResolver } from '../../src/io/source.js';
+import { memoryFolder } from '../formats/savedmodel/memory-folder.js';
 import { buildModel, compare as compareSmall, maxDiff, nums, onnxNode as N, rand, runOrt } from './onnx-tf-helpers.js';
 
 const SCRIPT = resolve(import.meta.dirname, '../../bench/onnx-tf/export_torchvision.py');
@@ -40,17 +39,7 @@ interface Converted {
 
 /** Converts with bundle variables into memory and reads the SavedModel back. */
 async function convert(bytes: Uint8Array, path: string): Promise<Converted> {
-  const files = new Map<string, MemorySink>();
-  const out = async (rel: string) => {
-    const s = new MemorySink();
-    files.set(rel, s);
-    return s;
-  };
-  const dir: SiblingResolver = async (rel) => {
-    const s = files.get(rel);
-    if (!s) throw new ModelsmithError('E_EXTERNAL_DATA', `missing ${rel}`);
-    return new MemorySource(s.bytes(), rel);
-  };
+  const { out, dir } = memoryFolder();
   const { report } = await writeOnnxAsSavedModel(decodeOnnx(bytes, { path }), out);
   const sm = await readSavedModel(dir, { path: `${path}.savedmodel` });
   const frozen = await freezeSignature(sm);

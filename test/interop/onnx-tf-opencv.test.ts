@@ -15,13 +15,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toBinary } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelsmithError } from '../../src/core/errors.js';
 import type { Tensor } from '../../src/core/tensor.js';
 import { writeOnnxAsSavedModel, type OnnxToTfReport } from '../../src/convert/onnx-tf/index.js';
 import { decodeOnnx } from '../../src/formats/onnx/read.js';
 import { GraphDefSchema } from '../../src/formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { freezeSignature, readSavedModel, type FrozenGraph } from '../../src/formats/savedmodel/index.js';
-import { MemorySink, MemorySource, type SiblingResolver } from '../../src/io/source.js';
+import { memoryFolder } from '../formats/savedmodel/memory-folder.js';
 import { maxDiff, rand, runOrt } from '../convert/onnx-tf-helpers.js';
 
 const SCRIPT = resolve(import.meta.dirname, '../../bench/onnx-tf/export_torchvision.py');
@@ -69,17 +68,7 @@ describe.skipIf(missing.length > 0)('resnet18 SavedModel (nhwc-io) through OpenC
     execFileSync(PY, [SCRIPT, dir, 'resnet18'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const path = join(dir, 'resnet18.onnx');
     onnxBytes = new Uint8Array(readFileSync(path));
-    const files = new Map<string, MemorySink>();
-    const out = async (rel: string) => {
-      const s = new MemorySink();
-      files.set(rel, s);
-      return s;
-    };
-    const folder: SiblingResolver = async (rel) => {
-      const s = files.get(rel);
-      if (!s) throw new ModelsmithError('E_EXTERNAL_DATA', `missing ${rel}`);
-      return new MemorySource(s.bytes(), rel);
-    };
+    const { out, dir: folder } = memoryFolder();
     ({ report } = await writeOnnxAsSavedModel(decodeOnnx(onnxBytes, { path }), out, { nhwcIo: true }));
     frozen = await freezeSignature(await readSavedModel(folder, { path: `${path}.savedmodel` }));
     pbPath = join(dir, 'resnet18_frozen.pb');
