@@ -257,7 +257,7 @@ function sinkAndCancel(nodes: NodeDef[], perms: Map<string, number[]>, keep: Rea
         }
         // n(T(x)…) → T(n(x…)): consumers of n now read the transpose placed after it, which moves
         // n's output dtype (a Cast changes it).
-        const outT = n.op === 'Cast' ? n.attr['DstT'] : n.attr['T'];
+        const outT = n.op === 'Cast' ? n.attr['DstT'] : n.op === 'LogicalNot' ? attr.type(10 /* DT_BOOL */) : n.attr['T'];
         // A fresh attr map: fan-out copies of a transpose share theirs.
         if (outT) post.attr = { ...post.attr, T: outT };
         rewire(n.name, post.name, post);
