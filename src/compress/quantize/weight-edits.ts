@@ -19,12 +19,33 @@ import {
 import { dtypeInfo } from '../../core/dtype.js';
 import type { Diagnostic } from '../../core/errors.js';
 import { errorStatsFromSums } from '../../eval/metrics.js';
+import { tensorDType, tensorShape } from '../../formats/onnx/tensor.js';
 import { subgraphs, type WeightCandidate } from '../graph.js';
 import { bytesOf, constantNode } from './int4.js';
 import type { QuantizedTensor, WeightQType } from './weight.js';
 
 const Q_ONNX: Record<WeightQType, number> = { int8: dtypeInfo('int8').onnx, uint8: dtypeInfo('uint8').onnx };
 const FLOAT = dtypeInfo('float32').onnx;
+
+/** Whether the options leave `c` alone: by its name, a consumer's name or a consumer's op type. */
+export function isExcluded(c: WeightCandidate, names: ReadonlySet<string>, ops: ReadonlySet<string>): boolean {
+  return names.has(c.name) || c.uses.some((u) => ops.has(u.node.opType) || (u.node.name !== '' && names.has(u.node.name)));
+}
+
+/**
+ * Why a (not excluded) candidate is not quantized — dtype, rank, size — or its shape, element count
+ * and the axis of its per-channel scales (undefined: one scale). Both weight passes decide this here.
+ */
+export function weightPlan(c: WeightCandidate, path: string | undefined, minElements: number, perChannel: boolean): { skip: string } | { shape: number[]; count: number; axis: number | undefined } {
+  const dtype = tensorDType(c.proto, path);
+  if (dtype !== 'float32') return { skip: `dtype ${dtype} (only float32 weights are quantized)` };
+  const shape = tensorShape(c.proto, path);
+  if (shape.length < 2) return { skip: `rank ${shape.length} (< 2)` };
+  const count = shape.reduce((a, d) => a * d, 1);
+  if (count < minElements) return { skip: `${count} elements (< ${minElements})` };
+  const axis = c.uses[0]!.axis(shape.length);
+  return { shape, count, axis: perChannel && axis >= 0 && axis < shape.length ? axis : undefined };
+}
 
 /** The op types reading a candidate weight, for reports. */
 export function candidateOps(c: WeightCandidate): string {

@@ -18,7 +18,7 @@
  *   Memory: graph structure + codes + payloads not quantized + one float tensor in the arena.
  */
 import { create } from '@bufbuild/protobuf';
-import { applyWeightEdits, candidateOps, dequantizeForm, newWeightEdits, recordQuantizedWeight } from './weight-edits.js';
+import { applyWeightEdits, candidateOps, dequantizeForm, isExcluded, newWeightEdits, recordQuantizedWeight, weightPlan } from './weight-edits.js';
 import {
   GraphProtoSchema,
   ModelProtoSchema,
@@ -30,7 +30,7 @@ import { dtypeInfo } from '../../core/dtype.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import type { ByteSink, ByteSource } from '../../io/source.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
-import { externalDataRef, modelTensorContext, payloadReader, tensorDType, tensorShape } from '../../formats/onnx/tensor.js';
+import { externalDataRef, modelTensorContext, payloadReader } from '../../formats/onnx/tensor.js';
 import { writeOnnx, type WriteOnnxStats } from '../../formats/onnx/write.js';
 import { readOnnxLazy, type LazyOnnxModel, type ReadOnnxLazyOptions } from '../../formats/onnx/stream/lazy.js';
 import { PAYLOAD_LOCATION, type PayloadContext, type PayloadDecision, type PayloadRef } from '../../formats/onnx/stream/scan.js';
@@ -145,10 +145,6 @@ function candidateSoFar(graph: GraphProto, ref: PayloadRef): WeightCandidate | u
   return findWeightCandidates(m).find((c) => c.proto === stub);
 }
 
-function excludedBy(c: WeightCandidate, names: Set<string>, ops: Set<string>): boolean {
-  return names.has(c.name) || c.uses.some((u) => ops.has(u.node.opType) || (u.node.name !== '' && names.has(u.node.name)));
-}
-
 async function quantizeForward(source: ByteSource, lazyOpts: ReadOnnxLazyOptions, opts: QuantizeWeightsOptions, maxTensorBytes: number, maxKept: number): Promise<QuantizedOnnxSource> {
   const minElements = checkOptions(opts);
   const path = lazyOpts.path ?? source.name;
@@ -177,7 +173,7 @@ async function quantizeForward(source: ByteSource, lazyOpts: ReadOnnxLazyOptions
     const graph = pctx.graphSoFar();
     if (!graph) return 'hold';
     const c = candidateSoFar(graph, ref);
-    if (!c || excludedBy(c, exNames, exOps)) return 'hold';
+    if (!c || isExcluded(c, exNames, exOps)) return 'hold';
     if (ref.length > maxTensorBytes) {
       throw new ModelsmithError(ErrorCodes.LIMIT, `weight of ${ref.length} bytes is over the ${maxTensorBytes}-byte limit for quantizing a stream as it is read`, { path, tensor: ref.name, offset: ref.offset, format: 'onnx' });
     }
@@ -234,35 +230,28 @@ async function quantizeForward(source: ByteSource, lazyOpts: ReadOnnxLazyOptions
     };
     const off = offsetOf(c.proto);
     const spec = off !== undefined ? speculated.get(off) : undefined;
-    const excluded = excludedBy(c, exNames, exOps);
-    if (excluded) {
+    if (isExcluded(c, exNames, exOps)) {
       if (spec) unsupported('a weight quantized as it passed is excluded by a consumer that comes later in the file', c.name);
       skip('excluded');
       continue;
     }
-    const dtype = tensorDType(c.proto, model.path);
-    if (dtype !== 'float32') { skip(`dtype ${dtype} (only float32 weights are quantized)`); continue; }
-    const shape = tensorShape(c.proto, model.path);
-    if (shape.length < 2) { skip(`rank ${shape.length} (< 2)`); continue; }
-    const count = shape.reduce((a, d) => a * d, 1);
-    if (count < minElements) { skip(`${count} elements (< ${minElements})`); continue; }
-
-    const axis = c.uses[0]!.axis(shape.length);
-    const channel = perChannel && axis >= 0 && axis < shape.length;
+    const plan = weightPlan(c, model.path, minElements, perChannel);
+    if ('skip' in plan) { skip(plan.skip); continue; }
+    const { shape, count, axis } = plan;
     let qr: Quantized | undefined;
     if (spec) {
-      if (spec.axis !== (channel ? axis : undefined)) unsupported('the first consumer of a weight comes later in the file than the weight', c.name);
+      if (spec.axis !== axis) unsupported('the first consumer of a weight comes later in the file than the weight', c.name);
       qr = spec.result;
       speculated.delete(off!); // its codes now belong to the model only
     } else {
       const reader = await payloadReader(c.proto, ctx);
-      const q = await quantizeWhole(k, (o, t) => reader.readInto(o, t), shape, count, channel ? axis : undefined, opts);
+      const q = await quantizeWhole(k, (o, t) => reader.readInto(o, t), shape, count, axis, opts);
       qr = 'floats' in q ? undefined : q;
     }
     if (!qr) { skip('holds NaN or infinite values'); continue; }
     const codes = qr.codes;
     quantized.push(recordQuantizedWeight(edits, { scale: qr.scale, zp: qr.zp, sums: qr.sums, fill: (qT) => { qT.rawData = codes as Uint8Array<ArrayBuffer>; } }, {
-      c, op, shape, count, axis: channel ? axis : undefined, form, dtype: opts.dtype, symmetric: opts.symmetric, unique,
+      c, op, shape, count, axis, form, dtype: opts.dtype, symmetric: opts.symmetric, unique,
     }));
   }
   if (speculated.size > 0) unsupported('a weight quantized as it passed was not quantized once the whole graph was read');

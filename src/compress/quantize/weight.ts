@@ -34,11 +34,11 @@
  * neither the dequantized tensor nor a JS copy of the weight is ever made. With `spill`, the codes of
  * big weights go to a scratch file as they are made, and memory stays bounded by one tensor.
  */
-import { applyWeightEdits, candidateOps, dequantizeForm, newWeightEdits, recordQuantizedWeight } from './weight-edits.js';
+import { applyWeightEdits, candidateOps, dequantizeForm, isExcluded, newWeightEdits, recordQuantizedWeight, weightPlan } from './weight-edits.js';
 import type { Diagnostic } from '../../core/errors.js';
 import { ErrorCodes, ModelsmithError } from '../../core/errors.js';
 import type { OnnxModel } from '../../formats/onnx/read.js';
-import { modelTensorContext, payloadReader, tensorDType, tensorShape, type PayloadReader } from '../../formats/onnx/tensor.js';
+import { modelTensorContext, payloadReader, type PayloadReader } from '../../formats/onnx/tensor.js';
 import { initKernels, kernels, type Kernels } from '../../kernels/loader.js';
 import { chooseQuantParams, chooseQuantParamsAxis, quantizeStatsWindows, type QuantizeParams } from '../../kernels/quantize.js';
 import { minMaxAxisWindows, minMaxWindows } from '../../kernels/stats.js';
@@ -177,22 +177,15 @@ export async function quantizeWeights(model: OnnxModel, opts: QuantizeWeightsOpt
     const skip = (reason: string): void => {
       skipped.push({ name: c.name, op, scope: c.frame.scope, reason });
     };
-    const excluded = exNames.has(c.name) || c.uses.some((u) => exOps.has(u.node.opType) || (u.node.name !== '' && exNames.has(u.node.name)));
-    if (excluded) { skip('excluded'); continue; }
-    const dtype = tensorDType(c.proto, model.path);
-    if (dtype !== 'float32') { skip(`dtype ${dtype} (only float32 weights are quantized)`); continue; }
-    const shape = tensorShape(c.proto, model.path);
-    if (shape.length < 2) { skip(`rank ${shape.length} (< 2)`); continue; }
-    const count = shape.reduce((a, d) => a * d, 1);
-    if (count < minElements) { skip(`${count} elements (< ${minElements})`); continue; }
-
-    const axis = c.uses[0]!.axis(shape.length);
-    const channel = perChannel && axis >= 0 && axis < shape.length;
+    if (isExcluded(c, exNames, exOps)) { skip('excluded'); continue; }
+    const plan = weightPlan(c, model.path, minElements, perChannel);
+    if ('skip' in plan) { skip(plan.skip); continue; }
+    const { shape, count, axis } = plan;
     const reader = await payloadReader(c.proto, ctx);
-    const qr = await quantizeStreamed(kernels(), reader, shape, count, channel ? axis : undefined, opts, opts.spill);
+    const qr = await quantizeStreamed(kernels(), reader, shape, count, axis, opts, opts.spill);
     if (!qr) { skip('holds NaN or infinite values'); continue; }
     quantized.push(recordQuantizedWeight(edits, { scale: qr.scale, zp: qr.zp, sums: qr.sums, fill: (qT) => qr.out.finish(qT) }, {
-      c, op, shape, count, axis: channel ? axis : undefined, form, dtype: opts.dtype, symmetric: opts.symmetric, unique,
+      c, op, shape, count, axis, form, dtype: opts.dtype, symmetric: opts.symmetric, unique,
     }));
   }
 
