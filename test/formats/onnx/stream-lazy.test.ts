@@ -2,27 +2,17 @@
  * readOnnxLazy (src/formats/onnx/stream): the skeleton scan leaves big raw_data payloads in the
  * source, and writing the lazy model gives the same bytes as the eager reader's model.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { readOnnx } from '../../../src/formats/onnx/read.js';
 import { writeOnnx } from '../../../src/formats/onnx/write.js';
 import { readOnnxLazy } from '../../../src/formats/onnx/stream/lazy.js';
+import { corpusOnnxFiles } from './helpers.js';
 import { MemorySink, MemorySource } from '../../../src/io/source.js';
 
-const CORPUS = resolve(import.meta.dirname, '../../../../shared/corpus/onnx');
 
-function onnxFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...onnxFiles(p));
-    else if (p.endsWith('.onnx')) out.push(p);
-  }
-  return out.sort();
-}
 
-const CORPUS_MODELS = onnxFiles(CORPUS);
+const CORPUS_MODELS = corpusOnnxFiles();
 
 async function written(m: Parameters<typeof writeOnnx>[0]): Promise<Uint8Array> {
   const sink = new MemorySink();

@@ -9,23 +9,12 @@ import { quantizeWeights, type QuantizeWeightsOptions } from '../../../src/compr
 import { quantizeOnnxSource, quantizeOnnxStream } from '../../../src/compress/quantize/weight-stream.js';
 import { readOnnx } from '../../../src/formats/onnx/read.js';
 import { writeOnnx } from '../../../src/formats/onnx/write.js';
+import { corpusOnnxFiles } from './helpers.js';
 import { MemorySink, MemorySource, type ByteSource } from '../../../src/io/source.js';
 import { ForwardStreamSource } from '../../../src/platform/web.js';
-import { readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { defaultOpset } from '../../../src/compress/graph.js';
 
-const CORPUS = resolve(import.meta.dirname, '../../../../shared/corpus/onnx');
-function onnxFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) out.push(...onnxFiles(p));
-    else if (p.endsWith('.onnx')) out.push(p);
-  }
-  return out.sort();
-}
-const CORPUS_MODELS = onnxFiles(CORPUS);
+const CORPUS_MODELS = corpusOnnxFiles();
 
 /** A request body: the bytes arrive in 64 KiB chunks and can be read once, forward. */
 export function forwardSource(bytes: Uint8Array, name: string): ForwardStreamSource {
