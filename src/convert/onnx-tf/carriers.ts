@@ -141,17 +141,16 @@ export function toCarrier(t: Tensor): Tensor {
   const bits = dtypeInfo(t.dtype).bits;
   const want = byteLength(t.dtype, n);
   if (t.data.byteLength !== want) throw new ModelsmithError(ErrorCodes.TENSOR_SIZE, `${t.dtype}[${t.shape.join(',')}] needs ${want} bytes, got ${t.data.byteLength}`, ctxOf(t));
+  // 8-bit formats already hold one byte per element: the carrier is the same bytes, not a copy.
+  if (bits === 8) return { name: t.name, dtype: carrier, shape: [...t.shape], data: t.data };
   const out = new Uint8Array(n);
-  if (bits === 8) out.set(t.data);
-  else {
-    const perByte = 8 / bits;
-    const mask = 2 ** bits - 1;
-    const signed = carrier === 'int8' && dtypeInfo(t.dtype).isSigned;
-    for (let i = 0; i < n; i++) {
-      let v = (t.data[Math.floor(i / perByte)]! >> ((i % perByte) * bits)) & mask;
-      if (signed && v >= 2 ** (bits - 1)) v -= 2 ** bits;
-      out[i] = v & 0xff;
-    }
+  const perByte = 8 / bits;
+  const mask = 2 ** bits - 1;
+  const signed = carrier === 'int8' && dtypeInfo(t.dtype).isSigned;
+  for (let i = 0; i < n; i++) {
+    let v = (t.data[Math.floor(i / perByte)]! >> ((i % perByte) * bits)) & mask;
+    if (signed && v >= 2 ** (bits - 1)) v -= 2 ** bits;
+    out[i] = v & 0xff;
   }
   return { name: t.name, dtype: carrier, shape: [...t.shape], data: out };
 }
