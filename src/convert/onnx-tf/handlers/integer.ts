@@ -12,9 +12,9 @@ import type { DType } from '../../../core/dtype.js';
 import type { Cx, Val } from '../context.js';
 import { handlerFor, register } from '../registry.js';
 import { a } from '../tf-attr.js';
+import { roundToInt } from './quant.js';
 
 const F = { T: a.dt('float32') };
-const RANGE: Partial<Record<DType, [number, number]>> = { uint8: [0, 255], int8: [-128, 127] };
 
 function toFloat(cx: Cx, v: Val): string {
   if (v.dtype === 'float32') return cx.ref(v);
@@ -75,11 +75,7 @@ function floatVal(ref: string, shape: number[] | null): Val {
 
 /** Requantize a float32 accumulator: saturate(round(acc · multiplier) + zp) in the zero point's dtype. */
 function requantize(cx: Cx, acc: string, mult: string, zp: Val | undefined, out: DType): string {
-  const range = RANGE[out] ?? cx.unsupported(`quantized output type ${out} (uint8 or int8)`);
-  let q = cx.add('Round', [cx.add('Mul', [acc, mult], F)], F);
-  if (zp) q = cx.add('AddV2', [q, toFloat(cx, zp)], F);
-  q = cx.add('Minimum', [cx.add('Maximum', [q, cx.scalar('float32', range[0])], F), cx.scalar('float32', range[1])], F);
-  return cx.add('Cast', [q], { SrcT: a.dt('float32'), DstT: a.dt(out), Truncate: a.b(false) });
+  return roundToInt(cx, cx.add('Mul', [acc, mult], F), zp ? toFloat(cx, zp) : undefined, out);
 }
 
 /** x_scale · w_scale / y_scale, left to right in float32 as onnxruntime computes it, broadcast along `axis`. */
@@ -101,12 +97,9 @@ register('DynamicQuantizeLinear', (cx) => {
   const zpf = cx.add('Round', [cx.add('Minimum', [cx.add('Maximum', [cx.add('Neg', [cx.add('RealDiv', [mn, scale], F)], F), zero], F), cx.scalar('float32', 255)], F)], F);
   // Scalars: the layout pass may move transposes through the elementwise ops that use them.
   for (const r of [scale, zpf]) cx.tensorShapes.set(r, []);
-  const u8 = (r: string): string => cx.add('Cast', [r], { SrcT: a.dt('float32'), DstT: a.dt('uint8'), Truncate: a.b(false) });
-  let q = cx.add('AddV2', [cx.add('Round', [cx.add('RealDiv', [toFloat(cx, x), scale], F)], F), zpf], F);
-  q = cx.add('Minimum', [cx.add('Maximum', [q, zero], F), cx.scalar('float32', 255)], F);
-  cx.outRef(0, u8(q), 'uint8', x.shape);
+  cx.outRef(0, roundToInt(cx, cx.add('RealDiv', [toFloat(cx, x), scale], F), zpf, 'uint8'), 'uint8', x.shape);
   cx.outRef(1, scale, 'float32', []);
-  cx.outRef(2, u8(zpf), 'uint8', []);
+  cx.outRef(2, cx.add('Cast', [zpf], { SrcT: a.dt('float32'), DstT: a.dt('uint8'), Truncate: a.b(false) }), 'uint8', []);
 });
 
 register('ConvInteger', (cx) => {

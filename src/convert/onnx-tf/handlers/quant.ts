@@ -29,6 +29,20 @@ function param(cx: Cx, v: Val, x: Val): string {
   return ref;
 }
 
+/**
+ * saturate(round_half_even(scaled) + zp) cast to the integer type `out`: the tail every quantizing op
+ * shares (QuantizeLinear, and the requantization of QLinearConv / QLinearMatMul / DynamicQuantizeLinear).
+ * `zp` is a float32 tensor, broadcastable to `scaled`.
+ */
+export function roundToInt(cx: Cx, scaled: string, zp: string | undefined, out: DType): string {
+  const range = RANGE[out] ?? cx.unsupported(`quantizing to ${out}`);
+  const F = { T: a.dt('float32') };
+  let q = cx.add('Round', [scaled], F);
+  if (zp) q = cx.add('AddV2', [q, zp], F);
+  q = cx.add('Minimum', [cx.add('Maximum', [q, cx.scalar('float32', range[0])], F), cx.scalar('float32', range[1])], F);
+  return cx.add('Cast', [q], { SrcT: a.dt('float32'), DstT: a.dt(out), Truncate: a.b(false) });
+}
+
 register('QuantizeLinear', (cx) => {
   const x = cx.in(0);
   const scale = cx.in(1);
@@ -41,12 +55,7 @@ register('QuantizeLinear', (cx) => {
   const scaled = cx.add('RealDiv', [xf, param(cx, scale, x)], F);
   // 8/4-bit float outputs: x / scale rounded into the format (ONNX requires their zero point to be 0).
   if (carriesBits(out) && out !== 'float8e8m0') return cx.outRef(0, encodeSmallFloat(cx, scaled, out, cx.int('saturate', 1) !== 0), out, x.shape);
-  const range = RANGE[out];
-  if (!range) return cx.unsupported(`QuantizeLinear to ${out}`);
-  let q = cx.add('Round', [scaled], F);
-  if (zp) q = cx.add('AddV2', [q, param(cx, zp, x)], F);
-  q = cx.add('Minimum', [cx.add('Maximum', [q, cx.scalar('float32', range[0])], F), cx.scalar('float32', range[1])], F);
-  cx.outRef(0, cx.add('Cast', [q], { SrcT: a.dt('float32'), DstT: a.dt(out), Truncate: a.b(false) }), out, x.shape);
+  cx.outRef(0, roundToInt(cx, scaled, zp ? param(cx, zp, x) : undefined, out), out, x.shape);
 });
 
 register('DequantizeLinear', (cx) => {
