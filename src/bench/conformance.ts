@@ -22,6 +22,7 @@ import { toCarrier } from '../convert/onnx-tf/carriers.js';
 import type { ValueInfoProto } from 'onnx-buf';
 import type { GraphDef } from '../formats/savedmodel/gen/tensorflow/graph_pb.js';
 import { runGraphDef } from '../formats/savedmodel/tfjs.js';
+import { bf16ToF32Ref, f16ToF32Ref } from '../kernels/reference/cast.js';
 
 export type Outcome = 'pass' | 'mismatch' | 'error' | 'refused' | 'unsupported';
 
@@ -51,19 +52,11 @@ export const DEFAULT_NODE_TESTS = resolve(fileURLToPath(new URL('.', import.meta
 const ATOL = 1e-4;
 const RTOL = 1e-3;
 
-function half(bits: number): number {
-  const e = (bits >> 10) & 0x1f;
-  const m = bits & 0x3ff;
-  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? Number.NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
-  return bits & 0x8000 ? -v : v;
-}
-
 /** Element values as numbers; 16-bit floats decoded from their bit patterns. */
 function values(t: Tensor): number[] {
-  const raw = Array.from(typedView(t) as ArrayLike<number | bigint>, (v) => Number(v));
-  if (t.dtype === 'float16') return raw.map(half);
-  if (t.dtype === 'bfloat16') return raw.map((b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!);
-  return raw;
+  if (t.dtype === 'float16') return Array.from(f16ToF32Ref(typedView(t) as Uint16Array));
+  if (t.dtype === 'bfloat16') return Array.from(bf16ToF32Ref(typedView(t) as Uint16Array));
+  return Array.from(typedView(t) as ArrayLike<number | bigint>, (v) => Number(v));
 }
 
 /** Why `got` differs from `want`, or undefined when it matches. */

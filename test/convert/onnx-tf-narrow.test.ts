@@ -16,16 +16,13 @@ import { tensorValueInfo } from '../../src/formats/onnx/build.js';
 import { decodeOnnx } from '../../src/formats/onnx/read.js';
 import { decodeSequenceProto, stackSequence } from '../../src/formats/onnx/sequence.js';
 import { tensorToProto } from '../../src/formats/onnx/tensor.js';
+import { f16ToF32Ref } from '../../src/kernels/reference/cast.js';
 import { buildModel, nums, onnxNode, runOrt, runTf, tensorOf } from './onnx-tf-helpers.js';
 
 const FLOAT8: DType[] = ['float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz'];
 
-function f16ToNumber(bits: number): number {
-  const e = (bits >> 10) & 0x1f;
-  const m = bits & 0x3ff;
-  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? Number.NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
-  return bits & 0x8000 ? -v : v;
-}
+/** Every float16 bit pattern's value. */
+const ALL_F16 = Array.from(f16ToF32Ref(Uint16Array.from({ length: 65536 }, (_, b) => b)));
 
 function nextF32(t: number, dir: 1 | -1): number {
   const f = new Float32Array([t]);
@@ -37,7 +34,7 @@ function nextF32(t: number, dir: 1 | -1): number {
 /** Every float16 value, each rounding threshold of `d` and its float32 neighbours, ± and specials. */
 function probeValues(d: DType): number[] {
   const out: number[] = [];
-  for (let b = 0; b < 65536; b++) out.push(f16ToNumber(b));
+  out.push(...ALL_F16);
   for (const t of encodeTable(d).thresholds) for (const v of [t, nextF32(t, 1), nextF32(t, -1)]) out.push(v, -v);
   out.push(3.4e38, -3.4e38, 1e-40, -1e-40, -0);
   return out;
@@ -123,7 +120,7 @@ function refFloat4(x: number): number {
 
 describe('float4e2m1', () => {
   it('matches round-half-to-even with saturation on every float16 value', async () => {
-    const vals = Array.from({ length: 65536 }, (_, b) => f16ToNumber(b));
+    const vals = ALL_F16;
     const n = vals.length;
     const { got, res } = await tfOnly([onnxNode('Cast', ['x'], ['q'], { to: dtypeInfo('float4e2m1').onnx })], [{ name: 'x', dims: [n] }], [{ name: 'q', dims: [n], dtype: 'float4e2m1' }], [tensorOf('x', 'float32', [n], vals)], [], 23);
     const bits = nums(got.get('q')!);
